@@ -1,0 +1,1 @@
+/* campaigns: per-reader choices from localStorage */

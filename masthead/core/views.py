@@ -1,0 +1,33 @@
+"""Core views: health check, robots.txt and media files."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.views.static import serve
+
+from .pagecache import mark_public
+
+
+def health(request):
+    """Liveness and database reachability, for load balancers and uptime checks."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return JsonResponse({"status": "ok"})
+    except Exception:  # noqa: BLE001 - any database failure means "not healthy"
+        return JsonResponse({"status": "database unavailable"}, status=503)
+
+
+def robots_txt(request):
+    base = settings.MASTHEAD_BASE_URL
+    body = (
+        "User-agent: *\nDisallow: /admin/\nDisallow: /django-admin/\nDisallow: /search/\n"
+        f"Sitemap: {base}/sitemap.xml\nSitemap: {base}/news-sitemap.xml\n"
+    )
+    return mark_public(HttpResponse(body, content_type="text/plain; charset=utf-8"))
+
+
+def media(request, path):
+    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -1,0 +1,9 @@
+"""Newsletters: newsletters, subscriptions with consent, editions, delivery and bounces."""
+
+from django.apps import AppConfig
+
+
+class NewslettersConfig(AppConfig):
+    name = "masthead.newsletters"
+    label = "newsletters"
+    verbose_name = "Newsletters"

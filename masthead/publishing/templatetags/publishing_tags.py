@@ -1,0 +1,33 @@
+"""Template helpers for reader pages: JSON-LD output, credit lines, absolute URLs."""
+
+import json
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from ..structured_data import article_jsonld, image_url, site_root
+
+register = template.Library()
+
+_JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+
+
+@register.simple_tag(takes_context=True)
+def jsonld(context, page):
+    """A ``<script type="application/ld+json">`` for an article, with the CSP nonce."""
+    payload = json.dumps(article_jsonld(page), ensure_ascii=False).translate(_JSON_ESCAPES)
+    nonce = getattr(context.get("request"), "csp_nonce", "")
+    return format_html(
+        '<script type="application/ld+json" nonce="{}">{}</script>', nonce, mark_safe(payload)  # noqa: S308 (escaped above)
+    )
+
+
+@register.simple_tag
+def absolute_image_url(page, image, spec="width-1200"):
+    return image_url(page, image, spec)
+
+
+@register.simple_tag
+def root_url(page):
+    return site_root(page)

@@ -1,0 +1,54 @@
+"""Reader views of publishing that are not pages: search and the Google News sitemap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from wagtail.models import Locale
+
+from masthead.core.pagecache import mark_public
+
+from .models import live_articles
+
+MAX_QUERY = 200
+
+
+def search(request):
+    query = request.GET.get("q", "").strip()
+    results: list = []
+    error = ""
+    if len(query) > MAX_QUERY:
+        error = _("Please search for at most %(n)d characters.") % {"n": MAX_QUERY}
+    elif query:
+        locale = Locale.objects.filter(language_code=get_language()).first()
+        results = list(live_articles(locale).search(query)[:50])
+    status = 400 if error else 200
+    response = render(
+        request,
+        "publishing/search.html",
+        {"query": query[:MAX_QUERY], "results": results, "error": error},
+        status=status,
+    )
+    return mark_public(response) if not error else response
+
+
+def news_sitemap(request):
+    """Google News sitemap: articles published in the last 48 hours (at most 1,000)."""
+    since = timezone.now() - timedelta(hours=48)
+    articles = (
+        live_articles()
+        .filter(published_at__gte=since)
+        .select_related("locale")[:1000]
+    )
+    response = render(
+        request,
+        "publishing/news_sitemap.xml",
+        {"articles": articles, "publication": settings.MASTHEAD_OUTLET_NAME},
+        content_type="application/xml; charset=utf-8",
+    )
+    return mark_public(response)

@@ -1,0 +1,39 @@
+"""Root URLs: admin, sitemaps and health outside the language prefix; reader pages inside it
+(English at the root, other languages under /<code>/)."""
+
+from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
+from django.contrib import admin
+from django.urls import include, path, re_path
+from wagtail import urls as wagtail_urls
+from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.documents import urls as wagtaildocs_urls
+
+from masthead.core import views as core_views
+from masthead.publishing.urls import sitemap_urlpatterns
+
+urlpatterns = [
+    path("admin/", include(wagtailadmin_urls)),
+    path("django-admin/", admin.site.urls),
+    path("documents/", include(wagtaildocs_urls)),
+    path("healthz", core_views.health, name="health"),
+    path("robots.txt", core_views.robots_txt, name="robots_txt"),
+    *sitemap_urlpatterns,
+]
+
+if not settings.PRODUCTION or settings.MEDIA_URL.startswith("/"):
+    # Uploaded images; in production a web server or object storage usually serves these.
+    urlpatterns.append(
+        re_path(
+            r"^%s(?P<path>.*)$" % settings.MEDIA_URL.lstrip("/"),
+            core_views.media,
+        )
+    )
+
+urlpatterns += i18n_patterns(
+    path("", include("masthead.publishing.urls")),
+    path("newsletter/", include("masthead.newsletters.urls")),
+    path("support/", include("masthead.contributions.urls")),
+    path("", include(wagtail_urls)),
+    prefix_default_language=False,
+)

@@ -1,0 +1,108 @@
+"""Shared fixtures: the demo site, a subprocess environment for workers, and Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_server + ORM
+
+CHROMIUM = os.environ.get("MASTHEAD_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture
+def site(db):
+    """The site skeleton: home pages in English and Russian, the Privacy Policy."""
+    from masthead.publishing.demo import ensure_site
+
+    return ensure_site()
+
+
+@pytest.fixture
+def demo(site):
+    """The demo site with its articles (and whatever demo content the apps add)."""
+    from masthead.core.management.commands.setup import DEMO_APPS
+    from masthead.publishing.demo import load_demo_articles
+    from masthead.publishing.models import ArticlePage
+
+    if not ArticlePage.objects.exists():
+        report = load_demo_articles()
+        assert not report.errors, report.errors
+    import importlib
+
+    for app in DEMO_APPS:
+        try:
+            module = importlib.import_module(f"{app}.demo")
+        except ModuleNotFoundError:
+            continue
+        module.load_demo()
+    return site
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+def database_url_for_tests() -> str:
+    """A DATABASE_URL that points a subprocess (worker, server) at the test database."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or 'localhost'}{port}/{db['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env(transactional_db) -> dict[str, str]:
+    """Environment for a ``masthead`` subprocess that shares this test's database and data."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url_for_tests()
+    env["MASTHEAD_DATA_DIR"] = str(settings.DATA_DIR)
+    env["MASTHEAD_TESTING"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# --- Chromium through Playwright ------------------------------------------------------------
+
+
+def _chromium_available() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not _chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI=true but Chromium is missing at {CHROMIUM}: browser tests must run")
+        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "locale": "en-GB", "service_workers": "block"}
