@@ -29,6 +29,8 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--no-worker", action="store_true", help="Do not start the task worker.")
     options = parser.parse_args(argv)
 
+    # Links in emails and feeds point at the address being served unless configured.
+    os.environ.setdefault("MASTHEAD_BASE_URL", f"http://{options.bind}")
     setup = ["setup"] if options.no_demo else ["setup", "--demo"]
     subprocess.run(_manage(*setup), check=True)
     children: list[subprocess.Popen] = []
