@@ -65,8 +65,13 @@ def database_url_for_tests() -> str:
 
 
 @pytest.fixture
-def subprocess_env(transactional_db) -> dict[str, str]:
-    """Environment for a ``masthead`` subprocess that shares this test's database and data."""
+def subprocess_env(transactional_db, django_db_serialized_rollback) -> dict[str, str]:
+    """Environment for a ``masthead`` subprocess that shares this test's database and data.
+
+    Transactional tests end by flushing the database, which would also delete what the
+    migrations created (Wagtail's root page, collections, locales); serialized rollback
+    restores it for the next one.
+    """
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url_for_tests()
     env["MASTHEAD_DATA_DIR"] = str(settings.DATA_DIR)

@@ -28,7 +28,9 @@ class FullTextRss(Rss201rev2Feed):
 
     def add_item_elements(self, handler, item):
         super().add_item_elements(handler, item)
-        for name in item.get("creators", []):
+        # Django already writes the first author as <dc:creator> (a name with no email).
+        already = 1 if item.get("author_name") and not item.get("author_email") else 0
+        for name in item.get("creators", [])[already:]:
             handler.addQuickElement("dc:creator", name)
         if item.get("content"):
             handler.addQuickElement("content:encoded", item["content"])

@@ -10,8 +10,9 @@ reason while the good lines still import.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
@@ -242,9 +243,12 @@ def section_for(title: str, locale: Locale) -> SectionPage:
     return section.specific
 
 
-def _lead_image(spec: object, base_dir: Path) -> NewsImage | None:
+def _lead_image(
+    spec: object, base_dir: Path, created_files: list[str]
+) -> tuple[NewsImage | None, str]:
+    """The lead image (found by content hash, else created) and this article's caption."""
     if spec in (None, ""):
-        return None
+        return None, ""
     if not isinstance(spec, dict):
         raise ImportError_("lead_image must be an object with path, caption, credit, licence")
     path_text = _text(spec, "path", required=True)
@@ -266,9 +270,13 @@ def _lead_image(spec: object, base_dir: Path) -> NewsImage | None:
         raise ImportError_(f"lead_image.licence: {exc}")
     caption = _text(spec, "caption", max_length=2000)
     credit = _text(spec, "credit", max_length=255)
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()  # noqa: S324 - de-duplication, not security
+    content = path.read_bytes()
+    # Same hash as Wagtail's own ``file_hash`` (SHA-1 of the bytes), so a re-import, or a
+    # photo already uploaded through the admin, reuses the image instead of duplicating it.
+    digest = hashlib.sha1(content).hexdigest()  # noqa: S324 - de-duplication, not security
     image = NewsImage.objects.filter(file_hash=digest).first()
     if image is None:
+        _check_image(content, path_text)
         with path.open("rb") as handle:
             image = NewsImage(
                 title=(caption or path.stem)[:255],
@@ -276,21 +284,62 @@ def _lead_image(spec: object, base_dir: Path) -> NewsImage | None:
                 caption=caption,
                 credit=credit,
                 licence=licence,
+                file_hash=digest,
+                file_size=len(content),
             )
             try:
                 image.full_clean(exclude=["collection", "file_hash", "file_size"])
-            except Exception as exc:  # Willow/Django validation of the file
-                raise ImportError_(f"lead_image.path {path_text!r} is not a usable image: {exc}")
+            except ValidationError as exc:
+                raise ImportError_(
+                    f"lead_image.path {path_text!r} is not a usable image: "
+                    + " ".join(exc.messages)
+                )
             image.save()
+            created_files.append(image.file.name)
     else:
-        changed = (image.caption, image.credit, image.licence) != (caption, credit, licence)
-        if changed:
-            image.caption, image.credit, image.licence = caption, credit, licence
-            image.save(update_fields=["caption", "credit", "licence"])
-    return image
+        # Credit and licence belong to the photo; the caption may differ per article (a
+        # translation captions it in its own language), so the article keeps its own.
+        if (image.credit, image.licence) != (credit, licence):
+            image.credit, image.licence = credit, licence
+            image.save(update_fields=["credit", "licence"])
+        if not image.caption and caption:
+            image.caption = caption
+            image.save(update_fields=["caption"])
+    return image, caption
+
+
+def _check_image(content: bytes, path_text: str) -> None:
+    """Refuse files Pillow cannot read as an image (and decompression bombs)."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(content)) as probe:
+            probe.verify()
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise ImportError_(f"lead_image.path {path_text!r} is not a readable image ({exc})")
 
 
 def import_article(data: object, base_dir: Path) -> tuple[ArticlePage, bool]:
+    """Create or update one article from a decoded JSON line. Returns (page, created).
+
+    Atomic: if anything fails, no page, section, author, image row or image file is left.
+    """
+    # Files written to storage for this line are deleted again if its transaction rolls
+    # back: the database forgets the image row, so the disk must forget the file.
+    created_files: list[str] = []
+    try:
+        return _import_article(data, base_dir, created_files)
+    except BaseException:
+        from django.core.files.storage import default_storage
+
+        for name in created_files:
+            default_storage.delete(name)
+        raise
+
+
+def _import_article(
+    data: object, base_dir: Path, created_files: list[str]
+) -> tuple[ArticlePage, bool]:
     """Create or update one article from a decoded JSON line. Returns (page, created)."""
     if not isinstance(data, dict):
         raise ImportError_("each line must be a JSON object")
@@ -311,7 +360,7 @@ def import_article(data: object, base_dir: Path) -> tuple[ArticlePage, bool]:
     translation_of = _text(data, "translation_of")
 
     with transaction.atomic():
-        image = _lead_image(data.get("lead_image"), base_dir)
+        image, caption = _lead_image(data.get("lead_image"), base_dir, created_files)
         section = section_for(section_title, locale)
         page = ArticlePage.objects.filter(external_id=external_id).first()
         created = page is None
@@ -335,6 +384,7 @@ def import_article(data: object, base_dir: Path) -> tuple[ArticlePage, bool]:
         page.standfirst = standfirst
         page.body = blocks
         page.lead_image = image
+        page.lead_caption = caption if image and caption != image.caption else ""
         page.published_at = published_at
         page.first_published_at = page.first_published_at or published_at
         base_slug = slugify(headline, allow_unicode=True)[:200] or "article"
@@ -346,6 +396,7 @@ def import_article(data: object, base_dir: Path) -> tuple[ArticlePage, bool]:
             page.refresh_from_db()
             page.title, page.standfirst, page.body = headline, standfirst, blocks
             page.lead_image, page.published_at = image, published_at
+            page.lead_caption = caption if image and caption != image.caption else ""
         page.article_authors = [
             ArticleAuthor(author=_author(name), sort_order=i) for i, name in enumerate(author_names)
         ]
@@ -370,6 +421,23 @@ def _free_slug(parent: Page, base: str) -> str:
     return slug
 
 
+def _lines(handle) -> Iterator[tuple[int, bytes, bool]]:
+    """(number, line, too_long) for each line, never holding more than 2 MB of one line."""
+    number = 0
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        too_long = len(raw) > MAX_LINE_BYTES
+        if too_long:
+            # Skip the rest of the over-long line, a chunk at a time.
+            while raw and not raw.endswith(b"\n"):
+                raw = handle.readline(MAX_LINE_BYTES)
+            raw = b""
+        yield number, raw, too_long
+
+
 def import_file(
     path: Path,
     *,
@@ -380,13 +448,13 @@ def import_file(
     report = ImportReport()
     base_dir = path.resolve().parent
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw, too_long in _lines(handle):
             if progress:
                 progress(1)
-            if not raw.strip():
+            if not too_long and not raw.strip():
                 continue
             try:
-                if len(raw) > MAX_LINE_BYTES:
+                if too_long:
                     raise ImportError_("line is longer than 2 MB")
                 try:
                     data = json.loads(raw.decode("utf-8"))
@@ -394,6 +462,8 @@ def import_file(
                     raise ImportError_("line is not valid UTF-8")
                 except json.JSONDecodeError as exc:
                     raise ImportError_(f"invalid JSON: {exc.msg} at column {exc.colno}")
+                except RecursionError:
+                    raise ImportError_("invalid JSON: nested too deeply")
                 _page, created = import_article(data, base_dir)
             except ValidationError as exc:
                 message = "; ".join(

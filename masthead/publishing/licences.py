@@ -31,14 +31,21 @@ DEEDS = {
     Licence.PUBLIC_DOMAIN: "https://creativecommons.org/publicdomain/mark/1.0/",
 }
 
-# Names accepted on import besides the codes: "CC BY 2.0", "cc by-sa 4.0", "public domain" …
-_ALIASES = {label.lower(): value for value, label in Licence.choices}
-_ALIASES.update({value: value for value in Licence.values})
+
+def _normalise(text: str) -> str:
+    return " ".join(str(text).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+# Names accepted on import besides the codes: "CC BY 2.0", "cc-by-sa-4.0", "CC0",
+# "public domain" … (case, dashes and spaces do not matter).
+_ALIASES = {_normalise(label): value for value, label in Licence.choices}
+_ALIASES.update({_normalise(value): value for value in Licence.values})
+_ALIASES.update({"cc0": Licence.CC0, "cc zero": Licence.CC0, "all rights reserved.": "arr"})
 
 
 def parse_licence(text: str) -> str:
     """The licence code for ``text`` (a code or a label, any case); ValueError if unknown."""
-    key = " ".join(str(text).strip().lower().split())
+    key = _normalise(text)
     if key in _ALIASES:
         return _ALIASES[key]
     raise ValueError(

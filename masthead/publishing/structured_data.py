@@ -47,5 +47,8 @@ def article_jsonld(page) -> dict:
         data["keywords"] = keywords
     logo = NewsroomSettings.load().publisher_logo
     if logo:
-        data["publisher"]["logo"] = {"@type": "ImageObject", "url": image_url(page, logo, "max-600x60")}
+        data["publisher"]["logo"] = {
+            "@type": "ImageObject",
+            "url": image_url(page, logo, "max-600x60"),
+        }
     return {key: value for key, value in data.items() if value is not None}
