@@ -378,3 +378,53 @@ MASTHEAD_OUTLET_NAME = WAGTAIL_SITE_NAME
 # Key for personal data encrypted at rest (donor and subscriber emails). A urlsafe base64
 # Fernet key, or several separated by commas (the first encrypts, all decrypt: rotation).
 MASTHEAD_DATA_KEYS = env("MASTHEAD_DATA_KEYS")
+
+# --- contributions ---
+# Payment providers readers may choose, in display order; each key maps to a backend class
+# chosen by dotted path (override with MASTHEAD_PAYMENT_BACKEND_<KEY>). Stripe and PayPal
+# need their credentials; the sandbox moves no money and is the embedded default.
+_PAYMENT_BACKENDS = {
+    "sandbox": "masthead.contributions.providers.sandbox.SandboxProvider",
+    "stripe": "masthead.contributions.providers.stripe.StripeProvider",
+    "paypal": "masthead.contributions.providers.paypal.PayPalProvider",
+}
+MASTHEAD_PAYMENT_PROVIDERS = {
+    key: {
+        "BACKEND": env(
+            f"MASTHEAD_PAYMENT_BACKEND_{key.upper()}",
+            _PAYMENT_BACKENDS.get(key, ""),
+        ),
+    }
+    for key in env_list("MASTHEAD_PAYMENT_PROVIDERS", "sandbox")
+}
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env("STRIPE_API_BASE")  # a local stand-in in tests; empty = Stripe's own
+PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID")
+PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET")
+PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID")
+PAYPAL_LIVE = env_bool("PAYPAL_LIVE", False)
+PAYPAL_API_BASE = env("PAYPAL_API_BASE")  # a local stand-in in tests; empty = PayPal's own
+PAYPAL_PRODUCT_ID = env("PAYPAL_PRODUCT_ID")  # catalog product for plans (created if empty)
+# Accepted currencies and the smallest contribution in each, in minor units ("USD:200,…").
+MASTHEAD_CURRENCIES = env_list("MASTHEAD_CURRENCIES", "USD,EUR,GBP")
+MASTHEAD_DEFAULT_CURRENCY = env("MASTHEAD_DEFAULT_CURRENCY", MASTHEAD_CURRENCIES[0])
+MASTHEAD_MINIMUM_AMOUNTS = {
+    code: int(minor)
+    for code, _, minor in (
+        item.partition(":")
+        for item in env_list("MASTHEAD_MINIMUM_AMOUNTS", "USD:200,EUR:200,GBP:200")
+    )
+}
+MASTHEAD_MAXIMUM_AMOUNT = env_int("MASTHEAD_MAXIMUM_AMOUNT", 1_000_000)  # minor units
+# Failed renewal attempts before a recurring plan is cancelled (the plan is past due before).
+MASTHEAD_DUNNING_MAX_TRIES = env_int("MASTHEAD_DUNNING_MAX_TRIES", 3)
+# Donor safety: receipts from a neutral sender with a neutral subject (no outlet name).
+MASTHEAD_RECEIPT_NEUTRAL = env_bool("MASTHEAD_RECEIPT_NEUTRAL", False)
+MASTHEAD_RECEIPT_NEUTRAL_FROM = env("MASTHEAD_RECEIPT_NEUTRAL_FROM", "Receipts <noreply@localhost>")
+MASTHEAD_RECEIPT_NEUTRAL_SUBJECT = env("MASTHEAD_RECEIPT_NEUTRAL_SUBJECT", "Your receipt")
+MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 3600)
+# Webhooks older than this (seconds) are refused as replays.
+MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
+# Pending payments older than this (seconds) are checked with their provider.
+MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)

@@ -7,3 +7,7 @@ class ContributionsConfig(AppConfig):
     name = "masthead.contributions"
     label = "contributions"
     verbose_name = "Contributions"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import tasks  # noqa: F401  (registers the reconciliation with the scheduler)

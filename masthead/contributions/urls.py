@@ -1,3 +1,5 @@
+"""Contribution URLs, under /support/ (namespace ``contributions``, part of the contract)."""
+
 from django.urls import path
 
 from . import views
@@ -6,4 +8,12 @@ app_name = "contributions"
 
 urlpatterns = [
     path("", views.give, name="give"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("checkout/<str:token>/thanks/", views.thanks, name="thanks"),
+    path("checkout/<str:token>/cancelled/", views.cancelled, name="cancelled"),
+    path("checkout/<str:token>/return/", views.checkout_return, name="return"),
+    path("sandbox/<str:token>/", views.sandbox_checkout, name="sandbox_checkout"),
+    path("webhooks/<slug:provider_key>/", views.webhook, name="webhook"),
+    path("manage/", views.manage_request, name="manage_request"),
+    path("manage/<str:token>/", views.manage, name="manage"),
 ]

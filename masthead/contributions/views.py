@@ -1,7 +1,375 @@
-"""Contribution reader views (to be deepened by the contributions issue)."""
+"""Reader views of contributions: give, checkout, the sandbox checkout, thanks, self-service.
 
-from django.http import HttpResponse
+Views only validate input and turn bad input into clear 4xx pages; every write goes through
+:mod:`masthead.contributions.services`. The give page is the same for every reader and is
+cacheable; checkout is ``csrf_exempt`` because it is posted from cached pages (it only creates
+a pending record and a hosted checkout: no money moves without the provider's confirmation).
+Pages that reveal a donor (thanks, manage) are private: ``no-store``, never in the page cache,
+no referrer leaks of their tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from masthead.core.crypto import email_index
+from masthead.core.pagecache import mark_public
+
+from . import services
+from .forms import ChangePlanForm, GiveForm, ManageLinkForm, SandboxPayForm
+from .models import Contribution, ContributionStatus, Frequency, PlanStatus
+from .money import currencies, format_money, parse_minor
+from .options import giving_options
+from .providers import UnknownProvider, WebhookError, get_provider
+from .providers.base import EventKind, PaymentEvent, ProviderError
+from .providers.sandbox import SandboxProvider
+
+log = logging.getLogger(__name__)
+MAX_WEBHOOK_BYTES = 1024 * 1024
 
 
-def give(request):
-    return HttpResponse("Support us")
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store, private, max-age=0"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _give_context(request: HttpRequest, form: GiveForm | None, **extra) -> dict:
+    if form is not None and form.is_bound:
+        data = form.data
+    else:
+        data = request.GET
+    currency = (data.get("currency") or "").upper()
+    options = giving_options(currency if currency in currencies() else None)
+    frequency = data.get("frequency") or Frequency.MONTHLY
+    if frequency not in Frequency.values:
+        frequency = Frequency.MONTHLY
+    selected = next(f for f in options["frequencies"] if f["value"] == frequency)
+    amount = None
+    try:
+        amount = parse_minor(data.get("amount") or "")
+    except ValueError:
+        amount = None
+    custom = ""
+    all_amounts = {a for f in options["frequencies"] for a in f["amounts"]}
+    if amount is not None and amount not in all_amounts:
+        custom = format_money(amount, options["currency"]).lstrip("$€£")
+        amount = None
+    if form is not None and form.is_bound:
+        custom = data.get("custom_amount", "")[:30]
+    if amount is None and not custom:
+        amount = selected["suggested"]
+    return {
+        "options": options,
+        "form": form,
+        "frequency": frequency,
+        "amount": amount,
+        "custom_amount": custom,
+        "name": data.get("name", "")[:80] if form is not None else "",
+        "message": data.get("message", "")[:500] if form is not None else "",
+        "public": bool(data.get("public")) if form is not None else False,
+        "source": data.get("source", "")[:100],
+        "provider": data.get("provider", ""),
+        **extra,
+    }
+
+
+@require_http_methods(["GET", "HEAD"])
+def give(request: HttpRequest) -> HttpResponse:
+    """The contribution page: the full form, prefilled from ``frequency/amount/currency``."""
+    response = render(request, "contributions/give.html", _give_context(request, None))
+    return mark_public(response)
+
+
+@csrf_exempt
+@require_POST
+def checkout(request: HttpRequest) -> HttpResponse:
+    """Validate the giving form and hand the reader to the chosen provider's checkout."""
+    form = GiveForm(request.POST)
+    if not form.is_valid():
+        context = _give_context(request, form)
+        return _private(render(request, "contributions/give.html", context, status=400))
+    data = form.cleaned_data
+    try:
+        _contribution, url = services.start_contribution(
+            frequency=data["frequency"],
+            amount=data["amount_minor"],
+            currency=data["currency"],
+            provider_key=data["provider"],
+            name=data["name"],
+            is_public=data["public"],
+            message=data["message"],
+            source=data["source"],
+            base_url=request.build_absolute_uri("/").rstrip("/"),
+        )
+    except ProviderError as exc:
+        log.warning("checkout at %s failed: %s", data["provider"], exc)
+        context = _give_context(
+            request,
+            form,
+            provider_error=_(
+                "We could not reach the payment provider. Nothing was charged; "
+                "please try again in a moment or choose another payment method."
+            ),
+        )
+        return _private(render(request, "contributions/give.html", context, status=503))
+    response = HttpResponseRedirect(url)
+    response.status_code = 303  # See Other: the browser GETs the provider's checkout
+    return _private(response)
+
+
+def _contribution_or_404(token: str) -> Contribution:
+    contribution = services.contribution_from_token(token)
+    if contribution is None:
+        raise Http404("This link is not valid.")
+    return contribution
+
+
+@never_cache
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def sandbox_checkout(request: HttpRequest, token: str) -> HttpResponse:
+    """The sandbox's hosted checkout: complete, fail or cancel — no real money."""
+    contribution = _contribution_or_404(token)
+    try:
+        provider = get_provider(contribution.provider)
+    except UnknownProvider:
+        raise Http404("Not a sandbox payment.")
+    if not isinstance(provider, SandboxProvider):
+        raise Http404("Not a sandbox payment.")
+    if contribution.paid_at:
+        return redirect("contributions:thanks", token=token)
+    form = SandboxPayForm(request.POST or None)
+    declined = False
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "cancel":
+            provider.cancel_checkout(contribution)
+            return _private(redirect("contributions:cancelled", token=token))
+        if action not in ("complete", "fail"):
+            status = 400
+            form.add_error(None, _("Choose to complete, decline or cancel the payment."))
+        elif not form.is_valid():
+            status = 400
+        elif action == "fail":
+            provider.fail(contribution)
+            declined = True
+        else:
+            provider.complete(contribution, form.cleaned_data["email"], form.cleaned_data["name"])
+            return _private(redirect("contributions:thanks", token=token, permanent=False))
+    context = {
+        "contribution": contribution,
+        "amount": format_money(contribution.amount, contribution.currency),
+        "form": form,
+        "declined": declined,
+    }
+    return _private(render(request, "contributions/sandbox_checkout.html", context, status=status))
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def thanks(request: HttpRequest, token: str) -> HttpResponse:
+    contribution = _contribution_or_404(token)
+    context = {
+        "contribution": contribution,
+        "amount": format_money(contribution.amount, contribution.currency),
+        "confirmed": contribution.status == ContributionStatus.SUCCEEDED,
+        "failed": contribution.status in (ContributionStatus.FAILED, ContributionStatus.ABANDONED),
+    }
+    return _private(render(request, "contributions/thanks.html", context))
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def cancelled(request: HttpRequest, token: str) -> HttpResponse:
+    """The reader left the provider's checkout: nothing was charged; offer to try again."""
+    contribution = _contribution_or_404(token)
+    if not contribution.paid_at and not contribution.is_renewal:
+        services.record_findings(
+            contribution.provider,
+            f"local:abandon:{contribution.pk}",
+            [
+                PaymentEvent(
+                    kind=EventKind.CHECKOUT_ABANDONED,
+                    occurred_at=timezone.now(),
+                    contribution_id=contribution.pk,
+                )
+            ],
+        )
+    context = _give_context(
+        request,
+        None,
+        notice=_("You left the checkout, so nothing was charged. You can try again below."),
+    )
+    return _private(render(request, "contributions/give.html", context))
+
+
+@never_cache
+@require_http_methods(["GET"])
+def checkout_return(request: HttpRequest, token: str) -> HttpResponse:
+    """The reader is back from the provider (PayPal): confirm with it, then say thanks."""
+    contribution = _contribution_or_404(token)
+    provider = get_provider(contribution.provider)
+    params = {k: v[:200] for k, v in request.GET.items()}
+    try:
+        events = provider.handle_return(contribution, params)
+    except ProviderError as exc:
+        log.warning("return from %s for #%s: %s", contribution.provider, contribution.pk, exc)
+        events = []
+    if events:
+        marker = "-".join(sorted({e.kind for e in events}))
+        services.record_findings(
+            contribution.provider, f"return:{contribution.pk}:{marker}", events
+        )
+    return _private(redirect("contributions:thanks", token=token))
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, provider_key: str) -> HttpResponse:
+    """Provider webhooks: verify, store once, apply. Refusals are 4xx and change nothing."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_WEBHOOK_BYTES:
+        return JsonResponse({"error": "payload too large"}, status=413)
+    try:
+        body = request.body
+        event = services.receive_webhook(provider_key, body, request.headers)
+    except UnknownProvider:
+        return JsonResponse({"error": "unknown provider"}, status=404)
+    except WebhookError as exc:
+        log.warning("webhook %s refused: %s", provider_key, exc)
+        return JsonResponse({"error": str(exc)}, status=exc.status)
+    status = 202 if event.status == "failed" else 200
+    return JsonResponse({"status": event.status, "id": event.event_id}, status=status)
+
+
+def _rate_limited(key: str, limit: int, seconds: int = 3600) -> bool:
+    cache.add(key, 0, seconds)
+    try:
+        return cache.incr(key) > limit
+    except ValueError:
+        return False
+
+
+@never_cache
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def manage_request(request: HttpRequest) -> HttpResponse:
+    """Ask for a "manage my support" link. Same answer whether or not the email is known."""
+    form = ManageLinkForm(request.POST or None)
+    if request.method == "POST":
+        if not form.is_valid():
+            return _private(
+                render(request, "contributions/manage_request.html", {"form": form}, status=400)
+            )
+        from .models import Donor
+        from .tasks import send_manage_link
+
+        index = email_index(form.cleaned_data["email"])
+        ip = request.META.get("REMOTE_ADDR", "")
+        limited = _rate_limited(f"contrib:manage:e:{index}", 3) or _rate_limited(
+            f"contrib:manage:ip:{ip}", 30
+        )
+        donor = Donor.objects.filter(email_index=index, erased_at__isnull=True).first()
+        if donor is not None and not limited:
+            send_manage_link.enqueue(donor.pk)
+        return _private(render(request, "contributions/manage_sent.html", {}))
+    return _private(render(request, "contributions/manage_request.html", {"form": form}))
+
+
+@never_cache
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def manage(request: HttpRequest, token: str) -> HttpResponse:
+    """A donor's own page: contributions, and change or cancel of recurring plans."""
+    donor = services.donor_from_manage_token(token)
+    if donor is None:
+        response = render(
+            request,
+            "contributions/manage_request.html",
+            {"form": ManageLinkForm(), "expired": True},
+            status=403,
+        )
+        return _private(response)
+    notice = error = ""
+    status = 200
+    change_forms: dict[int, ChangePlanForm] = {}
+    if request.method == "POST":
+        plan = donor.plans.filter(pk=_int(request.POST.get("plan"))).first()
+        action = request.POST.get("action")
+        if plan is None or action not in ("cancel", "change"):
+            error, status = _("That plan or action is not valid."), 400
+        elif action == "cancel":
+            try:
+                services.cancel_plan(plan)
+                notice = _(
+                    "Your recurring support is cancelled. No further payments will be taken."
+                )
+            except ProviderError as exc:
+                log.warning("cancel plan %s: %s", plan.pk, exc)
+                error, status = _("We could not reach the payment provider; please try again."), 503
+        else:
+            form = ChangePlanForm(request.POST, currency=plan.currency)
+            if not form.is_valid():
+                change_forms[plan.pk] = form
+                error, status = _("Please correct the amount below."), 400
+            else:
+                try:
+                    services.change_plan(
+                        plan,
+                        amount=form.cleaned_data["amount"],
+                        frequency=form.cleaned_data["frequency"],
+                    )
+                    notice = _("Your recurring support is updated.")
+                except ProviderError as exc:
+                    log.warning("change plan %s: %s", plan.pk, exc)
+                    error, status = (
+                        _("We could not change this plan right now: %(e)s") % {"e": exc},
+                        503,
+                    )
+    plans = list(donor.plans.exclude(status__in=[PlanStatus.PENDING, PlanStatus.ABANDONED]))
+    for plan in plans:
+        plan.change_form = change_forms.get(plan.pk)
+        plan.display_amount = format_money(plan.amount, plan.currency)
+        plan.major_amount = format_money(plan.amount, plan.currency).lstrip("$€£").replace(",", "")
+    contributions = [
+        c
+        for c in donor.contributions.select_related("plan").order_by("-created_at")
+        if c.paid_at or c.status == ContributionStatus.FAILED
+    ]
+    context = {
+        "donor": donor,
+        "plans": plans,
+        "contributions": contributions,
+        "notice": notice,
+        "error": error,
+        "token": token,
+        "recurring": [
+            (Frequency.MONTHLY, Frequency.MONTHLY.label),
+            (Frequency.ANNUAL, Frequency.ANNUAL.label),
+        ],
+        "give_url": reverse("contributions:give"),
+    }
+    return _private(render(request, "contributions/manage.html", context, status=status))
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,108 @@
+"""The emails contributions sends: receipts, manage links, dunning and cancellation notices.
+
+Each has a plain-text part beside the HTML. With ``MASTHEAD_RECEIPT_NEUTRAL`` the sender and
+the subject name neither the outlet nor giving, for donors whose inbox may be looked at by
+someone hostile; the body still says what the payment was for.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import Contribution, Donor, RecurringPlan
+from .money import format_money
+
+
+def _send(to: str, subject: str, template: str, context: dict) -> None:
+    neutral = settings.MASTHEAD_RECEIPT_NEUTRAL
+    context = {
+        "outlet_name": settings.MASTHEAD_OUTLET_NAME,
+        "base_url": settings.MASTHEAD_BASE_URL,
+        "neutral": neutral,
+        **context,
+    }
+    if neutral:
+        subject = settings.MASTHEAD_RECEIPT_NEUTRAL_SUBJECT
+        sender = settings.MASTHEAD_RECEIPT_NEUTRAL_FROM
+    else:
+        subject = f"{subject} — {settings.MASTHEAD_OUTLET_NAME}"
+        sender = settings.DEFAULT_FROM_EMAIL
+    # No user-supplied text reaches a header; strip line breaks from ours regardless.
+    subject = " ".join(subject.split())
+    text = render_to_string(f"contributions/email/{template}.txt", context)
+    html = render_to_string(f"contributions/email/{template}.html", context)
+    message = EmailMultiAlternatives(subject, text, sender, [to])
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def _manage_url(donor: Donor) -> str:
+    from .services import manage_url
+
+    return manage_url(donor)
+
+
+def send_receipt(contribution: Contribution) -> None:
+    donor = contribution.donor
+    paid = timezone.localtime(contribution.paid_at)
+    _send(
+        donor.email,
+        _("Receipt for your contribution"),
+        "receipt",
+        {
+            "contribution": contribution,
+            "donor": donor,
+            "amount": format_money(contribution.amount, contribution.currency),
+            "date": paid,
+            "plan": contribution.plan,
+            "manage_url": _manage_url(donor),
+        },
+    )
+
+
+def send_manage_link(donor: Donor) -> None:
+    hours = settings.MASTHEAD_MANAGE_LINK_MAX_AGE // 3600
+    _send(
+        donor.email,
+        _("Your link to manage your support"),
+        "manage_link",
+        {"donor": donor, "manage_url": _manage_url(donor), "hours": hours},
+    )
+
+
+def send_dunning(plan: RecurringPlan) -> None:
+    from .providers import get_provider
+
+    manage = _manage_url(plan.donor)
+    fix_url = get_provider(plan.provider).fix_payment_url(plan, manage) or manage
+    _send(
+        plan.donor.email,
+        _("Your payment did not go through"),
+        "dunning",
+        {
+            "plan": plan,
+            "amount": format_money(plan.amount, plan.currency),
+            "fix_url": fix_url,
+            "manage_url": manage,
+            "tries_left": max(0, settings.MASTHEAD_DUNNING_MAX_TRIES - plan.failed_attempts),
+        },
+    )
+
+
+def send_cancellation(plan: RecurringPlan, after_failures: bool = False) -> None:
+    _send(
+        plan.donor.email,
+        _("Your recurring support is cancelled"),
+        "cancelled",
+        {
+            "plan": plan,
+            "amount": format_money(plan.amount, plan.currency),
+            "after_failures": after_failures,
+            "give_url": settings.MASTHEAD_BASE_URL + reverse("contributions:give"),
+        },
+    )

@@ -1,0 +1,142 @@
+"""Background work for contributions: thin tasks that load by id and call one function.
+
+Emails (receipts, manage links, dunning, cancellation notices), cancelling at the provider
+after the last failed try, and the reconciliation run the scheduler enqueues.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django_tasks import task
+
+from masthead.core.scheduler import every
+
+from . import emails
+from .models import (
+    Contribution,
+    ContributionStatus,
+    Donor,
+    EventStatus,
+    ProviderEvent,
+    RecurringPlan,
+)
+
+log = logging.getLogger(__name__)
+
+
+@task()
+def send_receipt(contribution_id: int) -> bool:
+    """Email the receipt for a paid contribution, once (claimed by a conditional update)."""
+    claimed = Contribution.objects.filter(
+        pk=contribution_id, receipt_sent_at__isnull=True, donor__isnull=False, paid_at__isnull=False
+    ).update(receipt_sent_at=timezone.now())
+    if not claimed:
+        return False
+    contribution = Contribution.objects.select_related("donor", "plan").get(pk=contribution_id)
+    if contribution.donor.erased_at:
+        return False
+    try:
+        emails.send_receipt(contribution)
+    except Exception:
+        Contribution.objects.filter(pk=contribution_id).update(receipt_sent_at=None)
+        raise
+    return True
+
+
+@task()
+def send_manage_link(donor_id: int) -> bool:
+    donor = Donor.objects.filter(pk=donor_id, erased_at__isnull=True).first()
+    if donor is None:
+        return False
+    emails.send_manage_link(donor)
+    return True
+
+
+@task()
+def send_dunning(plan_id: int) -> bool:
+    plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
+    if plan.donor is None or plan.donor.erased_at or plan.status != "past_due":
+        return False
+    emails.send_dunning(plan)
+    return True
+
+
+@task()
+def send_cancellation(plan_id: int) -> bool:
+    plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
+    if plan.donor is None or plan.donor.erased_at:
+        return False
+    emails.send_cancellation(plan)
+    return True
+
+
+@task()
+def cancel_plan_at_provider(plan_id: int, reason: str = "dunning") -> None:
+    from .services import cancel_plan
+
+    plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
+    cancel_plan(plan, reason=reason)
+    if reason == "dunning" and plan.donor and not plan.donor.erased_at:
+        emails.send_cancellation(plan, after_failures=True)
+
+
+def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
+    """Ask providers about payments stuck in pending, and retry events that failed."""
+    from .providers import ProviderError, UnknownProvider, get_provider
+    from .services import process_event, record_findings
+
+    now = now or timezone.now()
+    after = dt.timedelta(seconds=settings.MASTHEAD_RECONCILE_AFTER)
+    stuck = Contribution.objects.filter(
+        status=ContributionStatus.PENDING, created_at__lt=now - after, is_renewal=False
+    ).filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=now - after))
+    report = {"checked": 0, "updated": 0, "abandoned": 0, "retried": 0}
+    for contribution in stuck.order_by("created_at")[:500]:
+        report["checked"] += 1
+        try:
+            provider = get_provider(contribution.provider)
+            events = provider.fetch_updates(contribution)
+        except (ProviderError, UnknownProvider) as exc:
+            log.warning("reconcile: %s #%s: %s", contribution.provider, contribution.pk, exc)
+            events = []
+        Contribution.objects.filter(pk=contribution.pk).update(last_checked_at=now)
+        if events:
+            marker = "-".join(sorted(e.kind for e in events))
+            record_findings(contribution.provider, f"reconcile:{contribution.pk}:{marker}", events)
+            report["updated"] += 1
+        elif contribution.created_at < now - dt.timedelta(days=2):
+            # Checkout sessions expire within a day at every provider we support.
+            from .providers.base import EventKind, PaymentEvent
+
+            record_findings(
+                contribution.provider,
+                f"reconcile:{contribution.pk}:expired",
+                [
+                    PaymentEvent(
+                        kind=EventKind.CHECKOUT_ABANDONED,
+                        occurred_at=now,
+                        contribution_id=contribution.pk,
+                    )
+                ],
+            )
+            report["abandoned"] += 1
+    for event in ProviderEvent.objects.filter(status=EventStatus.FAILED, attempts__lt=10)[:200]:
+        process_event(event.pk)
+        report["retried"] += 1
+    return report
+
+
+@task()
+def reconcile_task() -> dict[str, int]:
+    return reconcile()
+
+
+@every(600, name="contributions.reconcile")
+def schedule_reconcile() -> None:
+    """Every ten minutes: check stuck pending payments with their providers."""
+    reconcile_task.enqueue()

@@ -1,0 +1,34 @@
+"""Fixtures for contributions: immediate tasks, providers configured per test, helpers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+SANDBOX = "masthead.contributions.providers.sandbox.SandboxProvider"
+
+
+@pytest.fixture(autouse=True)
+def contributions_settings(settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.MASTHEAD_PAYMENT_PROVIDERS = {"sandbox": {"BACKEND": SANDBOX}}
+    settings.MASTHEAD_BASE_URL = "http://testserver"
+    settings.MASTHEAD_RECEIPT_NEUTRAL = False
+    return settings
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Run on-commit side effects (receipts, signals) inside a test transaction."""
+
+    def run():
+        return django_capture_on_commit_callbacks(execute=True)
+
+    return run
+
+
+def manage_link_from(body: str) -> str:
+    match = re.search(r"https?://[^\s\"<>]+/support/manage/[^\s\"<>]+/", body)
+    assert match, body
+    return match.group(0)
