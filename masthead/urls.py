@@ -18,6 +18,7 @@ urlpatterns = [
     path("documents/", include(wagtaildocs_urls)),
     path("healthz", core_views.health, name="health"),
     path("robots.txt", core_views.robots_txt, name="robots_txt"),
+    path("campaigns/", include("masthead.campaigns.urls")),
     *sitemap_urlpatterns,
 ]
 
