@@ -428,3 +428,18 @@ MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
+
+# --- campaigns ---
+# Days a browser counts as a supporter after contributing there (per frequency): campaigns for
+# non-supporters are not shown to it meanwhile. Only a date is kept, in its localStorage.
+MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS = {
+    "once": env_int("MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS_ONCE", 90),
+    "monthly": env_int("MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS_MONTHLY", 400),
+    "annual": env_int("MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS_ANNUAL", 400),
+}
+# Days a browser that confirmed a newsletter sign-up is spared newsletter prompts.
+MASTHEAD_CAMPAIGNS_SUBSCRIBER_DAYS = env_int("MASTHEAD_CAMPAIGNS_SUBSCRIBER_DAYS", 365)
+# Campaign events (impressions, clicks, dismissals) one address may report per hour.
+MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR = env_int("MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR", 600)
+# Behind a reverse proxy, rate-limit by the first X-Forwarded-For address instead.
+MASTHEAD_CAMPAIGNS_TRUST_FORWARDED_FOR = env_bool("MASTHEAD_BEHIND_PROXY")
