@@ -65,13 +65,22 @@ def database_url_for_tests() -> str:
 
 
 @pytest.fixture
-def subprocess_env(transactional_db, django_db_serialized_rollback) -> dict[str, str]:
-    """Environment for a ``masthead`` subprocess that shares this test's database and data.
+def transactional_db(django_db_serialized_rollback, transactional_db):
+    """pytest-django's transactional_db, always with serialized rollback.
 
-    Transactional tests end by flushing the database, which would also delete what the
+    A transactional test ends by flushing the database, which also deletes what the
     migrations created (Wagtail's root page, collections, locales); serialized rollback
-    restores it for the next one.
+    restores it for the next test. It must be all or nothing: a plain flush re-creates
+    content types with new ids, which the next serialized restore then collides with.
+    (``django_db_serialized_rollback`` comes first so that pytest-django sees it; live_server
+    tests request this fixture too.)
     """
+    return transactional_db
+
+
+@pytest.fixture
+def subprocess_env(transactional_db) -> dict[str, str]:
+    """Environment for a ``masthead`` subprocess that shares this test's database and data."""
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url_for_tests()
     env["MASTHEAD_DATA_DIR"] = str(settings.DATA_DIR)
