@@ -1,0 +1,526 @@
+"""Local HTTP stand-ins speaking Stripe's and PayPal's APIs, for the real SDKs to talk to.
+
+Each runs a threaded HTTP server on 127.0.0.1 with a small in-memory state, records every
+request (method, path, headers, parsed body) and produces the webhook payloads the real
+provider would send, signed exactly as the real provider signs them: Stripe's
+``t=…,v1=HMAC-SHA256(secret, f"{t}.{payload}")`` and PayPal's RSA-SHA256 over
+``transmission_id|time|webhook_id|crc32(body)`` checked by its verify-webhook-signature API.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+
+class StandIn:
+    """Base: a threaded server dispatching to ``handle(method, path, headers, body)``."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.counter = itertools.count(1)
+        self.fail_next: dict[str, int] = {}
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, payload = standin.dispatch(self.command, self.path, self.headers, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _serve
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def dispatch(self, method, path, headers, body):
+        with self.lock:
+            record = {"method": method, "path": urlsplit(path).path, "headers": dict(headers)}
+            record["body"] = self.parse_body(headers, body)
+            self.requests.append(record)
+            fail = self.fail_next.get(record["path"], 0)
+            if fail:
+                self.fail_next[record["path"]] = fail - 1
+                return 500, {"error": {"message": "stand-in failure", "type": "api_error"}}
+            return self.handle(method, record["path"], headers, record["body"])
+
+    def parse_body(self, headers, body):
+        raise NotImplementedError
+
+    def handle(self, method, path, headers, body):
+        raise NotImplementedError
+
+    def calls(self, method: str, prefix: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["method"] == method and r["path"].startswith(prefix)]
+
+
+# --- Stripe ---------------------------------------------------------------------------------
+
+
+def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signed = f"{timestamp}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class StripeStandIn(StandIn):
+    """Checkout Sessions, Subscriptions and the billing portal, form-encoded like Stripe."""
+
+    def __init__(self, secret_key: str = "sk_test_standin") -> None:
+        self.secret_key = secret_key
+        self.sessions: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}
+        self.idempotent: dict[str, tuple[int, dict]] = {}
+        super().__init__()
+
+    def parse_body(self, headers, body):
+        return dict(parse_qsl(body.decode(), keep_blank_values=True))
+
+    def handle(self, method, path, headers, form):
+        if headers.get("Authorization") != f"Bearer {self.secret_key}":
+            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}}
+        key = headers.get("Idempotency-Key")
+        if method == "POST" and key and key in self.idempotent:
+            return self.idempotent[key]
+        result = self._route(method, path, form)
+        if method == "POST" and key:
+            self.idempotent[key] = result
+        return result
+
+    def _route(self, method, path, form):
+        parts = path.strip("/").split("/")
+        if method == "POST" and path == "/v1/checkout/sessions":
+            return self._create_session(form)
+        if method == "GET" and parts[:3] == ["v1", "checkout", "sessions"] and len(parts) == 4:
+            session = self.sessions.get(parts[3])
+            return (200, session) if session else _stripe_missing(parts[3])
+        if parts[:2] == ["v1", "subscriptions"] and len(parts) == 3:
+            sub = self.subscriptions.get(parts[2])
+            if sub is None:
+                return _stripe_missing(parts[2])
+            if method == "GET":
+                return 200, sub
+            if method == "DELETE":
+                sub["status"] = "canceled"
+                sub["canceled_at"] = int(time.time())
+                return 200, sub
+            if method == "POST":
+                price = sub["items"]["data"][0]["price"]
+                price["unit_amount"] = int(form["items[0][price_data][unit_amount]"])
+                price["recurring"]["interval"] = form["items[0][price_data][recurring][interval]"]
+                price["product"] = form["items[0][price_data][product]"]
+                return 200, sub
+        if method == "POST" and path == "/v1/billing_portal/sessions":
+            return 200, {
+                "id": f"bps_{next(self.counter)}",
+                "object": "billing_portal.session",
+                "customer": form.get("customer"),
+                "url": f"{self.url}/portal/{form.get('customer')}",
+            }
+        return 404, {"error": {"type": "invalid_request_error", "message": f"No route {path}"}}
+
+    def _create_session(self, form):
+        amount = form.get("line_items[0][price_data][unit_amount]", "")
+        if not amount.isdigit() or int(amount) < 50:
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "The Checkout Session's total amount must be at least $0.50.",
+                }
+            }
+        number = next(self.counter)
+        mode = form.get("mode")
+        prefix = "subscription_data[metadata]" if mode == "subscription" else "metadata"
+        session = {
+            "id": f"cs_test_{number}",
+            "object": "checkout.session",
+            "url": f"{self.url}/pay/cs_test_{number}",
+            "mode": mode,
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_total": int(amount),
+            "currency": form.get("line_items[0][price_data][currency]"),
+            "client_reference_id": form.get("client_reference_id"),
+            "success_url": form.get("success_url"),
+            "cancel_url": form.get("cancel_url"),
+            "metadata": _prefixed(form, "metadata"),
+            "subscription_metadata": _prefixed(form, prefix),
+            "interval": form.get("line_items[0][price_data][recurring][interval]"),
+            "customer": None,
+            "customer_details": None,
+            "payment_intent": None,
+            "subscription": None,
+            "invoice": None,
+            "created": int(time.time()),
+        }
+        self.sessions[session["id"]] = session
+        return 200, session
+
+    # --- what Stripe would send ---------------------------------------------------------
+
+    def event(self, event_type: str, obj: dict, created: int | None = None) -> dict:
+        return {
+            "id": f"evt_{next(self.counter):06d}",
+            "object": "event",
+            "api_version": "2025-03-31.basil",
+            "created": int(time.time()) if created is None else created,
+            "type": event_type,
+            "livemode": False,
+            "data": {"object": json.loads(json.dumps(obj))},
+        }
+
+    def pay(self, session_id: str, email: str, name: str = "", created: int | None = None):
+        """The reader pays: the session completes; returns the events Stripe would send."""
+        session = self.sessions[session_id]
+        number = next(self.counter)
+        customer = f"cus_{number}"
+        session.update(
+            status="complete",
+            payment_status="paid",
+            customer=customer,
+            customer_details={"email": email, "name": name or None},
+        )
+        created = int(time.time()) if created is None else created
+        events = []
+        if session["mode"] == "payment":
+            session["payment_intent"] = f"pi_{number}"
+            events.append(self.event("checkout.session.completed", session, created))
+            events.append(
+                self.event(
+                    "payment_intent.succeeded",
+                    {"id": f"pi_{number}", "object": "payment_intent", "status": "succeeded"},
+                    created,
+                )
+            )
+            return events
+        sub_id = f"sub_{number}"
+        invoice = f"in_{number}_1"
+        session.update(subscription=sub_id, invoice=invoice)
+        self.subscriptions[sub_id] = {
+            "id": sub_id,
+            "object": "subscription",
+            "status": "active",
+            "customer": customer,
+            "metadata": session["subscription_metadata"],
+            "items": {
+                "data": [
+                    {
+                        "id": f"si_{number}",
+                        "quantity": 1,
+                        "price": {
+                            "id": f"price_{number}",
+                            "product": f"prod_{number}",
+                            "unit_amount": session["amount_total"],
+                            "currency": session["currency"],
+                            "recurring": {"interval": session["interval"]},
+                        },
+                    }
+                ]
+            },
+        }
+        events.append(
+            self.event("customer.subscription.created", self.subscriptions[sub_id], created)
+        )
+        events.append(
+            self.invoice_event(sub_id, invoice, "subscription_create", True, 1, created, email)
+        )
+        events.append(self.event("checkout.session.completed", session, created))
+        return events
+
+    def invoice_event(self, sub_id, invoice_id, reason, paid, attempt, created, email=""):
+        sub = self.subscriptions[sub_id]
+        price = sub["items"]["data"][0]["price"]
+        invoice = {
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": sub["customer"],
+            "customer_email": email or None,
+            "billing_reason": reason,
+            "currency": price["currency"],
+            "amount_due": price["unit_amount"],
+            "amount_paid": price["unit_amount"] if paid else 0,
+            "attempt_count": attempt,
+            "status": "paid" if paid else "open",
+            "status_transitions": {"paid_at": created if paid else None},
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {"subscription": sub_id, "metadata": sub["metadata"]},
+            },
+        }
+        return self.event("invoice.paid" if paid else "invoice.payment_failed", invoice, created)
+
+    def renewal(self, sub_id: str, period: int, paid: bool = True, attempt: int = 1, created=None):
+        created = int(time.time()) if created is None else created
+        invoice = f"in_{sub_id.removeprefix('sub_')}_{period}"
+        return self.invoice_event(sub_id, invoice, "subscription_cycle", paid, attempt, created)
+
+
+def _prefixed(form: dict, prefix: str) -> dict:
+    start = f"{prefix}["
+    return {
+        k[len(start) : -1]: v
+        for k, v in form.items()
+        if k.startswith(start) and k.count("[") == prefix.count("[") + 1
+    }
+
+
+def _stripe_missing(ident: str):
+    return 404, {
+        "error": {"type": "invalid_request_error", "message": f"No such object: '{ident}'"}
+    }
+
+
+# --- PayPal ---------------------------------------------------------------------------------
+
+
+class PayPalStandIn(StandIn):
+    """OAuth, Orders v2, Catalog products, Billing plans and Subscriptions v1, webhooks."""
+
+    def __init__(self, client_id: str = "pp-client", secret: str = "pp-secret") -> None:
+        self.client_id, self.secret = client_id, secret
+        self.orders: dict[str, dict] = {}
+        self.plans: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}
+        self.products: dict[str, dict] = {}
+        self.request_ids: dict[str, tuple[int, dict]] = {}
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.webhook_ids: set[str] = set()
+        super().__init__()
+
+    def parse_body(self, headers, body):
+        if not body:
+            return {}
+        if "json" in (headers.get("Content-Type") or ""):
+            return json.loads(body)
+        return dict(parse_qsl(body.decode()))
+
+    def handle(self, method, path, headers, body):
+        if path == "/v1/oauth2/token":
+            expected = base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
+            if headers.get("Authorization") != f"Basic {expected}":
+                return 401, {"error": "invalid_client"}
+            return 200, {"access_token": "A21-standin", "token_type": "Bearer", "expires_in": 32400}
+        if headers.get("Authorization") != "Bearer A21-standin":
+            return 401, {"name": "AUTHENTICATION_FAILURE", "message": "no token"}
+        request_id = headers.get("PayPal-Request-Id")
+        if method == "POST" and request_id and request_id in self.request_ids:
+            return self.request_ids[request_id]
+        result = self._route(method, path, body)
+        if method == "POST" and request_id:
+            self.request_ids[request_id] = result
+        return result
+
+    def _route(self, method, path, body):
+        parts = path.strip("/").split("/")
+        n = next(self.counter)
+        if method == "POST" and path == "/v2/checkout/orders":
+            unit = body["purchase_units"][0]
+            order = {
+                "id": f"ORDER{n}",
+                "status": "PAYER_ACTION_REQUIRED",
+                "intent": body["intent"],
+                "purchase_units": [unit],
+                "links": [
+                    {
+                        "href": f"{self.url}/v2/checkout/orders/ORDER{n}",
+                        "rel": "self",
+                        "method": "GET",
+                    },
+                    {
+                        "href": f"{self.url}/checkoutnow?token=ORDER{n}",
+                        "rel": "payer-action",
+                        "method": "GET",
+                    },
+                ],
+                "return_url": body.get("payment_source", {})
+                .get("paypal", {})
+                .get("experience_context", {})
+                .get("return_url"),
+            }
+            self.orders[order["id"]] = order
+            return 200, order
+        if parts[:3] == ["v2", "checkout", "orders"] and len(parts) >= 4:
+            order = self.orders.get(parts[3])
+            if order is None:
+                return 404, {"name": "RESOURCE_NOT_FOUND", "message": "order"}
+            if method == "GET":
+                return 200, order
+            if method == "POST" and parts[-1] == "capture":
+                if order["status"] != "APPROVED":
+                    return 422, {
+                        "name": "UNPROCESSABLE_ENTITY",
+                        "details": [{"issue": "ORDER_NOT_APPROVED"}],
+                    }
+                unit = order["purchase_units"][0]
+                order["status"] = "COMPLETED"
+                unit["payments"] = {
+                    "captures": [
+                        {
+                            "id": f"CAPTURE{n}",
+                            "status": "COMPLETED",
+                            "amount": unit["amount"],
+                            "custom_id": unit.get("custom_id"),
+                            "create_time": _iso(time.time()),
+                        }
+                    ]
+                }
+                return 201, order
+        if method == "POST" and path == "/v1/catalogs/products":
+            product = {"id": f"PROD-{n}", **body}
+            self.products[product["id"]] = product
+            return 201, product
+        if method == "POST" and path == "/v1/billing/plans":
+            plan = {"id": f"P-{n}", "status": "ACTIVE", **body}
+            self.plans[plan["id"]] = plan
+            return 201, plan
+        if method == "POST" and path == "/v1/billing/subscriptions":
+            if body.get("plan_id") not in self.plans:
+                return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "plan"}
+            sub = {
+                "id": f"I-{n}",
+                "status": "APPROVAL_PENDING",
+                "plan_id": body["plan_id"],
+                "custom_id": body.get("custom_id"),
+                "links": [
+                    {"href": f"{self.url}/subscribe?ba={n}", "rel": "approve", "method": "GET"}
+                ],
+            }
+            self.subscriptions[sub["id"]] = sub
+            return 201, sub
+        if parts[:3] == ["v1", "billing", "subscriptions"] and len(parts) >= 4:
+            sub = self.subscriptions.get(parts[3])
+            if sub is None:
+                return 404, {"name": "RESOURCE_NOT_FOUND"}
+            if method == "GET":
+                return 200, sub
+            if parts[-1] == "cancel":
+                sub["status"] = "CANCELLED"
+                return 204, {}
+            if parts[-1] == "revise":
+                sub["plan_id"] = body["plan_id"]
+                return 200, {"plan_id": body["plan_id"], "links": []}
+        if method == "POST" and path == "/v1/notifications/verify-webhook-signature":
+            return 200, {"verification_status": self._verify(body)}
+        return 404, {"name": "RESOURCE_NOT_FOUND", "message": path}
+
+    # --- webhooks signed like PayPal ----------------------------------------------------
+
+    def _message(self, transmission_id, when, webhook_id, body: bytes) -> bytes:
+        return f"{transmission_id}|{when}|{webhook_id}|{zlib.crc32(body)}".encode()
+
+    def _verify(self, request: dict) -> str:
+        try:
+            body = json.dumps(request["webhook_event"], separators=(",", ":")).encode()
+            message = self._message(
+                request["transmission_id"],
+                request["transmission_time"],
+                request["webhook_id"],
+                body,
+            )
+            self.key.public_key().verify(
+                base64.b64decode(request["transmission_sig"]),
+                message,
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except Exception:  # noqa: BLE001 - any failure is a FAILURE verdict, as at PayPal
+            return "FAILURE"
+        return "SUCCESS"
+
+    def signed(self, event: dict, webhook_id: str, when: str | None = None) -> tuple[bytes, dict]:
+        body = json.dumps(event, separators=(",", ":")).encode()
+        transmission_id = f"tx-{next(self.counter)}"
+        when = when or _iso(time.time())
+        signature = self.key.sign(
+            self._message(transmission_id, when, webhook_id, body),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+        headers = {
+            "PAYPAL-TRANSMISSION-ID": transmission_id,
+            "PAYPAL-TRANSMISSION-TIME": when,
+            "PAYPAL-TRANSMISSION-SIG": base64.b64encode(signature).decode(),
+            "PAYPAL-CERT-URL": f"{self.url}/v1/notifications/certs/CERT-standin",
+            "PAYPAL-AUTH-ALGO": "SHA256withRSA",
+        }
+        return body, headers
+
+    def event(self, event_type: str, resource: dict, when: float | None = None) -> dict:
+        return {
+            "id": f"WH-{next(self.counter)}",
+            "event_version": "1.0",
+            "create_time": _iso(time.time() if when is None else when),
+            "resource_type": event_type.split(".")[1].lower(),
+            "event_type": event_type,
+            "resource": json.loads(json.dumps(resource)),
+        }
+
+    def approve_order(self, order_id: str) -> None:
+        self.orders[order_id]["status"] = "APPROVED"
+
+    def approve_subscription(self, sub_id: str, email: str, name: str = "Pat Payer") -> list[dict]:
+        sub = self.subscriptions[sub_id]
+        given, _, surname = name.partition(" ")
+        sub.update(
+            status="ACTIVE",
+            subscriber={"email_address": email, "name": {"given_name": given, "surname": surname}},
+            start_time=_iso(time.time()),
+        )
+        plan = self.plans[sub["plan_id"]]
+        price = plan["billing_cycles"][0]["pricing_scheme"]["fixed_price"]
+        return [
+            self.event("BILLING.SUBSCRIPTION.ACTIVATED", sub),
+            self.sale(sub_id, price, 1),
+        ]
+
+    def sale(self, sub_id: str, price: dict, period: int, when: float | None = None) -> dict:
+        sub = self.subscriptions[sub_id]
+        return self.event(
+            "PAYMENT.SALE.COMPLETED",
+            {
+                "id": f"SALE-{sub_id}-{period}",
+                "state": "completed",
+                "amount": {"total": price["value"], "currency": price["currency_code"]},
+                "billing_agreement_id": sub_id,
+                "custom": sub.get("custom_id"),
+                "create_time": _iso(time.time() if when is None else when),
+            },
+            when,
+        )
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
