@@ -315,7 +315,9 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "SAMEORIGIN"  # Wagtail's preview frames pages of the same site.
+# No page is framed, not even by the site itself; Wagtail's preview views (the only frames)
+# set SAMEORIGIN on their own responses.
+X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -344,7 +346,7 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF, *MASTHEAD_FORM_ACTION_ORIGINS],
-        "frame-ancestors": [SELF],
+        "frame-ancestors": [NONE],
     },
 }
 
