@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -203,14 +203,13 @@ def process_event(event_pk: int) -> ProviderEvent:
             event.save(update_fields=["status", "processed_at", "attempts", "error"])
             return event
     except Exception as exc:
-        log.exception("processing %s event %s failed", "provider", event_pk)
+        log.exception("processing provider event %s failed", event_pk)
         ProviderEvent.objects.filter(pk=event_pk).update(
-            status=EventStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+            status=EventStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            attempts=F("attempts") + 1,
         )
-        event = ProviderEvent.objects.get(pk=event_pk)
-        ProviderEvent.objects.filter(pk=event_pk).update(attempts=event.attempts + 1)
-        event.refresh_from_db()
-        return event
+        return ProviderEvent.objects.get(pk=event_pk)
 
 
 def record_findings(provider: str, event_id: str, events: list[PaymentEvent]) -> ProviderEvent:
@@ -286,7 +285,11 @@ def _find_contribution(
         if found is not None:
             return found
     if plan is not None and event.first_payment:
-        return _locked(plan.payments.filter(is_renewal=False).order_by("pk"))
+        first = _locked(plan.payments.filter(is_renewal=False).order_by("pk"))
+        if first is not None and first.payment_ref and event.payment_ref:
+            # The first payment is already matched to another payment: this one is a renewal.
+            return first if first.payment_ref == event.payment_ref else None
+        return first
     return None
 
 

@@ -99,7 +99,7 @@ def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) 
 class StripeStandIn(StandIn):
     """Checkout Sessions, Subscriptions and the billing portal, form-encoded like Stripe."""
 
-    def __init__(self, secret_key: str = "sk_test_standin") -> None:
+    def __init__(self, secret_key: str = "sk_test_standin") -> None:  # noqa: S107
         self.secret_key = secret_key
         self.sessions: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
@@ -309,7 +309,7 @@ def _stripe_missing(ident: str):
 class PayPalStandIn(StandIn):
     """OAuth, Orders v2, Catalog products, Billing plans and Subscriptions v1, webhooks."""
 
-    def __init__(self, client_id: str = "pp-client", secret: str = "pp-secret") -> None:
+    def __init__(self, client_id: str = "pp-client", secret: str = "pp-secret") -> None:  # noqa: S107
         self.client_id, self.secret = client_id, secret
         self.orders: dict[str, dict] = {}
         self.plans: dict[str, dict] = {}
@@ -488,8 +488,17 @@ class PayPalStandIn(StandIn):
             "resource": json.loads(json.dumps(resource)),
         }
 
-    def approve_order(self, order_id: str) -> None:
-        self.orders[order_id]["status"] = "APPROVED"
+    def approve_order(self, order_id: str, email: str, name: str = "Pat Payer") -> None:
+        given, _, surname = name.partition(" ")
+        self.orders[order_id].update(
+            status="APPROVED",
+            payer={"email_address": email, "name": {"given_name": given, "surname": surname}},
+        )
+
+    def capture_event(self, order_id: str) -> dict:
+        capture = self.orders[order_id]["purchase_units"][0]["payments"]["captures"][0]
+        resource = {**capture, "supplementary_data": {"related_ids": {"order_id": order_id}}}
+        return self.event("PAYMENT.CAPTURE.COMPLETED", resource)
 
     def approve_subscription(self, sub_id: str, email: str, name: str = "Pat Payer") -> list[dict]:
         sub = self.subscriptions[sub_id]

@@ -1,0 +1,211 @@
+"""PayPal through PayPal's official ``paypal-server-sdk`` against a local stand-in of its API
+(OAuth, Orders v2, Catalog products, Billing plans, Subscriptions v1, webhook verification),
+with webhooks RSA-signed the way PayPal signs them."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from masthead.contributions.models import (
+    Contribution,
+    ContributionStatus,
+    PlanStatus,
+    ProviderEvent,
+    RecurringPlan,
+)
+from masthead.contributions.services import checkout_token
+
+from .conftest import SANDBOX, manage_link_from
+from .standins import PayPalStandIn, _iso
+
+pytestmark = pytest.mark.django_db
+WEBHOOK_ID = "WH-ID-standin"
+
+
+@pytest.fixture
+def paypal_api(settings):
+    standin = PayPalStandIn()
+    settings.MASTHEAD_PAYMENT_PROVIDERS = {
+        "paypal": {"BACKEND": "masthead.contributions.providers.paypal.PayPalProvider"},
+        "sandbox": {"BACKEND": SANDBOX},
+    }
+    settings.PAYPAL_CLIENT_ID = standin.client_id
+    settings.PAYPAL_CLIENT_SECRET = standin.secret
+    settings.PAYPAL_WEBHOOK_ID = WEBHOOK_ID
+    settings.PAYPAL_API_BASE = standin.url
+    settings.PAYPAL_PRODUCT_ID = ""
+    yield standin
+    standin.close()
+
+
+def deliver(client, standin, event, *, webhook_id=WEBHOOK_ID, when=None, headers=None):
+    body, signed = standin.signed(event, webhook_id, when)
+    extra = {f"HTTP_{k.replace('-', '_')}": v for k, v in (headers or signed).items()}
+    return client.post(
+        reverse("contributions:webhook", args=["paypal"]),
+        body,
+        content_type="application/json",
+        **extra,
+    )
+
+
+def start(client, **fields):
+    data = {"frequency": "once", "amount": "2500", "currency": "USD", "provider": "paypal"}
+    data.update(fields)
+    return client.post(reverse("contributions:checkout"), data)
+
+
+def test_one_time_gift_via_orders(client, site, paypal_api, on_commit):
+    response = start(client)
+    assert response.status_code == 303
+    contribution = Contribution.objects.get()
+    assert response["Location"] == f"{paypal_api.url}/checkoutnow?token={contribution.checkout_ref}"
+    [create] = paypal_api.calls("POST", "/v2/checkout/orders")
+    assert create["headers"]["PayPal-Request-Id"] == f"masthead-order-{contribution.pk}"
+    unit = create["body"]["purchase_units"][0]
+    assert unit["amount"] == {"currency_code": "USD", "value": "25.00"}
+    assert unit["custom_id"] == f"c{contribution.pk}"
+    assert paypal_api.calls("POST", "/v1/oauth2/token")
+
+    paypal_api.approve_order(contribution.checkout_ref, "payer@example.com", "Pat Payer")
+    token = checkout_token(contribution)
+    with on_commit():
+        back = client.get(
+            reverse("contributions:return", args=[token]),
+            {"token": contribution.checkout_ref, "PayerID": "PAYER1"},
+        )
+    assert back.status_code == 302 and back["Location"].endswith("/thanks/")
+    [capture] = paypal_api.calls("POST", f"/v2/checkout/orders/{contribution.checkout_ref}/capture")
+    assert capture["headers"]["PayPal-Request-Id"] == f"masthead-capture-{contribution.pk}"
+    contribution.refresh_from_db()
+    assert contribution.status == ContributionStatus.SUCCEEDED
+    assert contribution.payment_ref.startswith("CAPTURE")
+    assert contribution.donor.name == "Pat Payer"
+    assert len(mail.outbox) == 1 and "$25" in mail.outbox[0].body
+
+    # PayPal's own webhook for the same capture, twice: nothing doubles.
+    event = paypal_api.capture_event(contribution.checkout_ref)
+    with on_commit():
+        assert deliver(client, paypal_api, event).status_code == 200
+        assert deliver(client, paypal_api, event).status_code == 200
+    assert Contribution.objects.count() == 1 and len(mail.outbox) == 1
+    assert ProviderEvent.objects.filter(event_id=event["id"]).count() == 1
+    verify = paypal_api.calls("POST", "/v1/notifications/verify-webhook-signature")
+    assert verify[0]["body"]["webhook_id"] == WEBHOOK_ID
+
+
+def test_monthly_via_subscriptions_renewal_failure_and_cancel(client, site, paypal_api, on_commit):
+    response = start(client, frequency="monthly", amount="500")
+    assert response.status_code == 303
+    plan = RecurringPlan.objects.get()
+    first = Contribution.objects.get()
+    assert plan.provider_ref == first.checkout_ref and plan.provider_ref.startswith("I-")
+    assert urlsplit(response["Location"]).path == "/subscribe"
+    [product] = paypal_api.calls("POST", "/v1/catalogs/products")
+    [billing_plan] = paypal_api.calls("POST", "/v1/billing/plans")
+    cycle = billing_plan["body"]["billing_cycles"][0]
+    assert cycle["frequency"]["interval_unit"] == "MONTH"
+    assert cycle["pricing_scheme"]["fixed_price"] == {"value": "5.00", "currency_code": "USD"}
+    assert billing_plan["body"]["product_id"].startswith("PROD-")
+    [subscription] = paypal_api.calls("POST", "/v1/billing/subscriptions")
+    assert subscription["body"]["custom_id"] == f"p{plan.pk}"
+    assert subscription["headers"]["PayPal-Request-Id"] == f"masthead-subscription-{plan.pk}"
+
+    activated, sale = paypal_api.approve_subscription(plan.provider_ref, "sub@example.com")
+    with on_commit():
+        client.get(reverse("contributions:return", args=[checkout_token(first)]))
+        assert deliver(client, paypal_api, activated).status_code == 200
+        assert deliver(client, paypal_api, sale).status_code == 200
+    plan.refresh_from_db()
+    first.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE and plan.donor.email == "sub@example.com"
+    assert (
+        first.status == ContributionStatus.SUCCEEDED and first.payment_ref == sale["resource"]["id"]
+    )
+
+    price = {"value": "5.00", "currency_code": "USD"}
+    with on_commit():
+        deliver(client, paypal_api, paypal_api.sale(plan.provider_ref, price, 2))
+    assert (
+        Contribution.objects.filter(plan=plan, is_renewal=True, paid_at__isnull=False).count() == 1
+    )
+
+    failed = paypal_api.event(
+        "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
+        {
+            "id": plan.provider_ref,
+            "custom_id": f"p{plan.pk}",
+            "status": "ACTIVE",
+            "billing_info": {
+                "failed_payments_count": 1,
+                "last_failed_payment": {
+                    "amount": {"currency_code": "USD", "value": "5.00"},
+                    "time": _iso(time.time() + 5),
+                },
+            },
+        },
+    )
+    with on_commit():
+        deliver(client, paypal_api, failed)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.PAST_DUE
+    assert "did not go through" in mail.outbox[-1].subject
+
+    # Another reader giving the same amount monthly reuses the billing plan.
+    start(client, frequency="monthly", amount="500")
+    assert len(paypal_api.calls("POST", "/v1/billing/plans")) == 1
+    assert len(paypal_api.calls("POST", "/v1/catalogs/products")) == 1
+    assert product
+
+    with on_commit():
+        client.post(reverse("contributions:manage_request"), {"email": "sub@example.com"})
+    link = manage_link_from(mail.outbox[-1].body).replace("http://testserver", "")
+    with on_commit():
+        done = client.post(link, {"plan": plan.pk, "action": "cancel"})
+    assert done.status_code == 200
+    assert paypal_api.calls("POST", f"/v1/billing/subscriptions/{plan.provider_ref}/cancel")
+    assert paypal_api.subscriptions[plan.provider_ref]["status"] == "CANCELLED"
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.CANCELLED
+
+
+def test_forged_and_replayed_paypal_webhooks_are_refused(client, site, paypal_api):
+    start(client)
+    contribution = Contribution.objects.get()
+    paypal_api.approve_order(contribution.checkout_ref, "x@example.com")
+    # Capture at the stand-in without telling us, to get a realistic capture event.
+    paypal_api.dispatch(
+        "POST",
+        f"/v2/checkout/orders/{contribution.checkout_ref}/capture",
+        {"Authorization": "Bearer A21-standin"},
+        b"",
+    )
+    event = paypal_api.capture_event(contribution.checkout_ref)
+
+    other = PayPalStandIn()  # another key: a forger's signature
+    try:
+        _body, forged_headers = other.signed(event, WEBHOOK_ID)
+    finally:
+        other.close()
+    assert deliver(client, paypal_api, event, headers=forged_headers).status_code == 400
+    assert deliver(client, paypal_api, event, webhook_id="WH-someone-else").status_code == 400
+    old = _iso(time.time() - 3600)
+    before = len(paypal_api.calls("POST", "/v1/notifications/verify-webhook-signature"))
+    assert deliver(client, paypal_api, event, when=old).status_code == 400
+    after = len(paypal_api.calls("POST", "/v1/notifications/verify-webhook-signature"))
+    assert after == before  # refused locally, before asking PayPal
+    missing = client.post(
+        reverse("contributions:webhook", args=["paypal"]),
+        json.dumps(event),
+        content_type="application/json",
+    )
+    assert missing.status_code == 400
+    assert ProviderEvent.objects.count() == 0
+    contribution.refresh_from_db()
+    assert contribution.status == ContributionStatus.PENDING
