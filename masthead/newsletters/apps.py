@@ -7,3 +7,6 @@ class NewslettersConfig(AppConfig):
     name = "masthead.newsletters"
     label = "newsletters"
     verbose_name = "Newsletters"
+
+    def ready(self) -> None:
+        from . import jobs, signals  # noqa: F401  (periodic jobs, anymail event receivers)

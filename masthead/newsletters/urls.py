@@ -1,3 +1,5 @@
+"""Reader URLs under /newsletter/ (and /<lang>/newsletter/)."""
+
 from django.urls import path
 
 from . import views
@@ -8,4 +10,8 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("latest/", views.latest, name="latest"),
     path("subscribe/", views.subscribe, name="subscribe"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("<slug:newsletter>/", views.archive, name="archive"),
+    path("<slug:newsletter>/<int:pk>-<str:slug>/", views.edition, name="edition"),
 ]

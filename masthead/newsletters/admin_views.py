@@ -1,0 +1,183 @@
+"""Editor views in the Wagtail admin: an edition's send page (test send, schedule, send now,
+pause/resume) and the live progress of its delivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.mail import get_connection
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from .delivery import (
+    DeliveryError,
+    delivery_pause,
+    delivery_progress,
+    delivery_resume,
+    delivery_start,
+)
+from .forms import clean_address
+from .models import Delivery, Edition
+from .rendering import MessageTemplate, Recipient, render_edition
+
+MAX_TEST_ADDRESSES = 10
+
+
+class TestSendForm(forms.Form):
+    addresses = forms.CharField(
+        label="Send a test to",
+        help_text=f"Up to {MAX_TEST_ADDRESSES} addresses, separated by commas or spaces.",
+        widget=forms.TextInput(attrs={"placeholder": "editor@example.org, me@example.org"}),
+        max_length=3000,
+    )
+
+    def clean_addresses(self) -> list[str]:
+        raw = [a for a in re.split(r"[\s,;]+", self.cleaned_data["addresses"]) if a]
+        if not raw:
+            raise forms.ValidationError("Enter at least one address.")
+        if len(raw) > MAX_TEST_ADDRESSES:
+            raise forms.ValidationError(f"At most {MAX_TEST_ADDRESSES} addresses at once.")
+        cleaned, errors = [], []
+        for address in raw:
+            try:
+                cleaned.append(clean_address(address))
+            except forms.ValidationError as exc:
+                errors.append(f"{address[:80]}: {' '.join(exc.messages)}")
+        if errors:
+            raise forms.ValidationError(errors)
+        return cleaned
+
+
+class ScheduleForm(forms.Form):
+    send_at = forms.DateTimeField(
+        label="Send at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
+
+    def __init__(self, *args, zone, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+
+    def clean_send_at(self) -> dt.datetime:
+        value = self.cleaned_data["send_at"]
+        local = timezone.make_naive(value, timezone.get_current_timezone()) if timezone.is_aware(
+            value
+        ) else value
+        aware = local.replace(tzinfo=self.zone)
+        if aware < timezone.now() - dt.timedelta(minutes=1):
+            raise forms.ValidationError("That time has passed: choose a time in the future.")
+        return aware
+
+
+def send_test(edition: Edition, addresses: list[str]) -> int:
+    """Send the edition as subscribers will get it (subject marked [Test]) to ``addresses``."""
+    rendered = render_edition(edition)
+    template = MessageTemplate(
+        newsletter=edition.newsletter,
+        subject=f"[Test] {rendered.subject}",
+        html_body=rendered.html,
+        text_body=rendered.text,
+        message_id_prefix=f"test-{edition.pk}-{int(timezone.now().timestamp())}",
+    )
+    connection = get_connection()
+    batch = [
+        template.django_message(
+            Recipient(0, index, address, "", "test-link-does-not-unsubscribe"), connection
+        )
+        for index, address in enumerate(addresses)
+    ]
+    return connection.send_messages(batch) or 0
+
+
+@permission_required("newsletters.change_edition", raise_exception=True)
+def send_page(request, pk):
+    edition = get_object_or_404(Edition.objects.select_related("newsletter"), pk=pk)
+    zone = edition.newsletter.zone
+    default_time = edition.scheduled_at or edition.newsletter.next_send_time()
+    test_form = TestSendForm()
+    schedule_form = ScheduleForm(
+        zone=zone,
+        initial={"send_at": timezone.localtime(default_time, zone).strftime("%Y-%m-%dT%H:%M")},
+    )
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action")
+        here = reverse("newsletters_admin:send", args=[edition.pk])
+        try:
+            if action == "test":
+                test_form = TestSendForm(request.POST)
+                if test_form.is_valid():
+                    count = send_test(edition, test_form.cleaned_data["addresses"])
+                    messages.success(request, f"Test sent to {count} address(es).")
+                    return redirect(here)
+                status = 400
+            elif action == "schedule":
+                schedule_form = ScheduleForm(request.POST, zone=zone)
+                if schedule_form.is_valid():
+                    edition_schedule(edition, schedule_form.cleaned_data["send_at"])
+                    messages.success(request, "Scheduled.")
+                    return redirect(here)
+                status = 400
+            elif action == "unschedule":
+                Edition.objects.filter(pk=edition.pk, status=Edition.Status.SCHEDULED).update(
+                    status=Edition.Status.DRAFT, scheduled_at=None
+                )
+                messages.success(request, "No longer scheduled: the edition is a draft again.")
+                return redirect(here)
+            elif action == "send_now":
+                delivery_start(edition)
+                messages.success(request, "Sending has started.")
+                return redirect(here)
+            elif action in ("pause", "resume") and hasattr(edition, "delivery"):
+                (delivery_pause if action == "pause" else delivery_resume)(edition.delivery)
+                messages.success(request, "Paused." if action == "pause" else "Resumed.")
+                return redirect(here)
+            else:
+                messages.error(request, "Unknown action.")
+                status = 400
+        except DeliveryError as exc:
+            messages.error(request, str(exc))
+            status = 400
+    delivery = Delivery.objects.filter(edition=edition).first()
+    context = {
+        "edition": edition,
+        "newsletter": edition.newsletter,
+        "test_form": test_form,
+        "schedule_form": schedule_form,
+        "zone": zone,
+        "delivery": delivery,
+        "progress": delivery_progress(delivery) if delivery else None,
+        "progress_url": reverse("newsletters_admin:progress", args=[edition.pk]),
+        "edit_url": reverse("wagtailsnippets_newsletters_edition:edit", args=[edition.pk]),
+        "scheduled_local": timezone.localtime(edition.scheduled_at, zone)
+        if edition.scheduled_at else None,
+        "recipients_now": edition.newsletter.subscriptions.filter(
+            status="confirmed", subscriber__suppressed_at__isnull=True
+        ).count(),
+    }
+    return render(request, "newsletters/admin/send.html", context, status=status)
+
+
+def edition_schedule(edition: Edition, when: dt.datetime) -> None:
+    if edition.status in (Edition.Status.SENDING, Edition.Status.SENT):
+        raise DeliveryError(f"“{edition}” has already been sent.")
+    if not edition.articles() and not edition.intro:
+        raise DeliveryError("The edition is empty: add an introduction or articles.")
+    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.SCHEDULED, scheduled_at=when)
+
+
+@require_GET
+@permission_required("newsletters.view_edition", raise_exception=True)
+def progress(request, pk):
+    delivery = Delivery.objects.filter(edition_id=pk).first()
+    if delivery is None:
+        return JsonResponse({"status": "not started"}, status=404)
+    return JsonResponse(delivery_progress(delivery))

@@ -1,0 +1,347 @@
+"""Turning an edition into mail: rendered once, personalised per recipient by substitution.
+
+:func:`render_edition` renders the HTML (CSS inlined with css-inline) and the plain-text part
+once, with placeholders where each recipient's greeting and unsubscribe link go.
+:class:`MessageTemplate` then pre-encodes everything that is the same for every recipient
+(headers, the quoted-printable body split at the placeholders), so a personalised message is
+a join of a few byte strings: no template rendering, no MIME building per recipient. It also
+builds ordinary Django email messages for email backends that need them (django-anymail,
+the outbox).
+"""
+
+from __future__ import annotations
+
+import binascii
+import html
+import re
+import time
+from dataclasses import dataclass
+from email.header import Header
+from email.utils import formatdate, parseaddr
+from urllib.parse import quote, urlsplit
+
+import css_inline
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+
+UNSUBSCRIBE = "%%MASTHEAD_UNSUBSCRIBE%%"
+GREETING = "%%MASTHEAD_GREETING%%"
+_TOKEN = "MASTHEADTOKEN"  # noqa: S105 - stands for the unsubscribe token while URLs are reversed
+
+_inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+@dataclass
+class RenderedEdition:
+    """An edition's subject, HTML and text, with personalisation placeholders."""
+
+    subject: str
+    html: str
+    text: str
+
+    def preview_html(self, name: str = "") -> str:
+        return personalise_str(self.html, greeting_html(self.newsletter, name), "#")
+
+    def preview_text(self, name: str = "") -> str:
+        return personalise_str(self.text, greeting_text(self.newsletter, name), "#")
+
+    newsletter: object = None
+
+
+def absolutise(fragment: str) -> str:
+    """Make root-relative links and image sources absolute (mail has no base URL)."""
+    base = settings.MASTHEAD_BASE_URL
+    fragment = re.sub(r'(\s(?:href|src)=")/(?!/)', rf"\1{base}/", fragment)
+    return re.sub(
+        r'(\ssrcset=")([^"]*)"',
+        lambda m: m.group(1)
+        + ", ".join(
+            (base + part.strip()) if part.strip().startswith("/") else part.strip()
+            for part in m.group(2).split(",")
+        )
+        + '"',
+        fragment,
+    )
+
+
+_BLOCK_END = re.compile(r"</(p|h[1-6]|li|blockquote|figure|div|tr)>|<br\s*/?>", re.I)
+_LINK = re.compile(r'<a\s[^>]*href="([^"]+)"[^>]*>(.*?)</a>', re.I | re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_to_text(fragment: str) -> str:
+    """A readable plain-text version of simple rich text (paragraphs, lists, links)."""
+
+    def link(match):
+        label = _TAG.sub("", match.group(2)).strip()
+        url = html.unescape(match.group(1))
+        return f"{label} ({url})" if label and label != url else url
+
+    text = _LINK.sub(link, fragment)
+    text = re.sub(r"<li[^>]*>", "• ", text, flags=re.I)
+    text = _BLOCK_END.sub("\n\n", text)
+    text = html.unescape(_TAG.sub("", text))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def article_text(article) -> str:
+    """An article's body as plain text, for the text part of a full-text item."""
+    parts = []
+    for block in article.body:
+        kind, value = block.block_type, block.value
+        if kind == "paragraph":
+            parts.append(html_to_text(str(value.__html__())))
+        elif kind == "subhead":
+            parts.append(str(value).upper())
+        elif kind == "quote":
+            attribution = f" — {value['attribution']}" if value.get("attribution") else ""
+            parts.append(f"“{value['quote']}”{attribution}")
+    return "\n\n".join(p for p in parts if p)
+
+
+def _context(edition) -> dict:
+    items = edition.articles()
+    for item in items:
+        item.text_body = article_text(item.article) if item.full_text else ""
+    return {
+        "edition": edition,
+        "newsletter": edition.newsletter,
+        "items": items,
+        "intro_text": html_to_text(str(edition.intro)) if edition.intro else "",
+        "base_url": settings.MASTHEAD_BASE_URL,
+        "outlet_name": settings.MASTHEAD_OUTLET_NAME,
+        "web_url": edition.full_url if edition.pk else "",
+        "unsubscribe_url": UNSUBSCRIBE,
+        "greeting": GREETING,
+    }
+
+
+def render_edition(edition) -> RenderedEdition:
+    """Render an edition once: inlined HTML and text, both with placeholders."""
+    with translation.override(edition.newsletter.language):
+        context = _context(edition)
+        raw_html = render_to_string("newsletters/email/edition.html", context)
+        text = render_to_string("newsletters/email/edition.txt", context)
+    inlined = _inliner.inline(absolutise(raw_html))
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return RenderedEdition(
+        subject=edition.subject, html=inlined, text=text, newsletter=edition.newsletter
+    )
+
+
+# --- Personalisation -------------------------------------------------------------------------
+
+
+def clean_name(name: str) -> str:
+    return " ".join((name or "").split())[:100]
+
+
+def greeting_text(newsletter, name: str) -> str:
+    name = clean_name(name)
+    if newsletter is None or not newsletter.greeting:
+        return ""
+    if name and "{name}" in newsletter.greeting:
+        return newsletter.greeting.replace("{name}", name)
+    return newsletter.greeting_without_name or newsletter.greeting.replace(" {name}", "")
+
+
+def greeting_html(newsletter, name: str) -> str:
+    return html.escape(greeting_text(newsletter, name))
+
+
+def personalise_str(template: str, greeting: str, unsubscribe_url: str) -> str:
+    return template.replace(GREETING, greeting).replace(UNSUBSCRIBE, unsubscribe_url)
+
+
+def unsubscribe_url_parts(newsletter) -> tuple[str, str]:
+    """(prefix, suffix) of the unsubscribe URL around the token, in the newsletter's language."""
+    with translation.override(newsletter.language):
+        url = settings.MASTHEAD_BASE_URL + reverse("newsletters:unsubscribe", args=[_TOKEN])
+    prefix, suffix = url.split(_TOKEN)
+    return prefix, suffix
+
+
+def unsubscribe_mailto(newsletter) -> str:
+    address = getattr(settings, "MASTHEAD_NEWSLETTER_UNSUBSCRIBE_EMAIL", "")
+    if not address:
+        domain = parseaddr(newsletter.sender)[1].rpartition("@")[2] or "localhost"
+        address = f"unsubscribe@{domain}"
+    return address
+
+
+def _qp(data: str) -> bytes:
+    return binascii.b2a_qp(data.replace("\r\n", "\n").replace("\n", "\r\n").encode(), istext=True)
+
+
+class _Split:
+    """A quoted-printable body split at the placeholders, for cheap per-recipient joins."""
+
+    def __init__(self, text: str):
+        pattern = re.compile(f"({re.escape(UNSUBSCRIBE)}|{re.escape(GREETING)})")
+        pieces = pattern.split(text)
+        self.parts: list[bytes | str] = []
+        for index, piece in enumerate(pieces):
+            if index % 2:
+                self.parts.append(piece)  # a placeholder name
+            elif piece:
+                self.parts.append(_qp(piece))
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        return b"".join(values[p] if isinstance(p, str) else p for p in self.parts)
+
+
+def _header(name: str, value: str) -> bytes:
+    try:
+        value.encode("ascii")
+        encoded = value
+    except UnicodeEncodeError:
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode("ascii")
+
+
+def _address_header(name: str, value: str) -> bytes:
+    display, address = parseaddr(value)
+    if display:
+        try:
+            display.encode("ascii")
+            display = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        except UnicodeEncodeError:
+            display = Header(display, "utf-8").encode()
+        return f"{name}: {display} <{address}>\r\n".encode("ascii")
+    return f"{name}: {address}\r\n".encode("ascii")
+
+
+@dataclass(slots=True)
+class Recipient:
+    """What personalisation needs about one recipient."""
+
+    ledger_id: int
+    subscription_id: int
+    email: str
+    name: str
+    token: str
+
+
+_date_cache: list = [0, b""]
+
+
+def _date_header() -> bytes:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = f"Date: {formatdate(now, localtime=False)}\r\n".encode()
+    return _date_cache[1]
+
+
+class MessageTemplate:
+    """Everything about an edition's message that is the same for all recipients."""
+
+    def __init__(self, *, newsletter, subject: str, html_body: str, text_body: str,
+                 message_id_prefix: str):
+        self.newsletter = newsletter
+        self.subject = subject
+        self.html_body = html_body
+        self.text_body = text_body
+        self.sender = newsletter.sender
+        self.envelope_from = parseaddr(self.sender)[1]
+        self.host = urlsplit(settings.MASTHEAD_BASE_URL).hostname or "localhost"
+        self.message_id_prefix = message_id_prefix
+        self.unsub_prefix, self.unsub_suffix = unsubscribe_url_parts(newsletter)
+        self.mailto = unsubscribe_mailto(newsletter)
+        self.list_id = f"{newsletter.name} <{newsletter.list_id}>"
+        boundary = f"=_masthead_{message_id_prefix}_{int(time.time())}"
+        head = [
+            _address_header("From", self.sender),
+            _header("Subject", subject),
+            _header("List-Id", self.list_id),
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            b"MIME-Version: 1.0\r\n",
+        ]
+        if newsletter.reply_to:
+            head.append(_address_header("Reply-To", newsletter.reply_to))
+        head.append(
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+        )
+        self.head = b"".join(head)
+        part = "--{b}\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
+        part += "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        self.text_open = part.format(b=boundary, kind="plain").encode()
+        self.html_open = ("\r\n" + part.format(b=boundary, kind="html")).encode()
+        self.close = f"\r\n--{boundary}--\r\n".encode()
+        self.text_split = _Split(text_body)
+        self.html_split = _Split(html_body)
+
+    @classmethod
+    def for_delivery(cls, delivery) -> MessageTemplate:
+        return cls(
+            newsletter=delivery.edition.newsletter,
+            subject=delivery.subject,
+            html_body=delivery.html,
+            text_body=delivery.text,
+            message_id_prefix=f"edition-{delivery.edition_id}",
+        )
+
+    def unsubscribe_url(self, token: str) -> str:
+        return self.unsub_prefix + token + self.unsub_suffix
+
+    def message_id(self, recipient: Recipient) -> str:
+        # Stable per recipient: a copy re-sent after a crash carries the same Message-ID,
+        # which lets mail programs hide the duplicate.
+        return f"<{self.message_id_prefix}.{recipient.subscription_id}@{self.host}>"
+
+    def raw(self, recipient: Recipient) -> bytes:
+        """The complete message (CRLF line ends, not yet dot-stuffed)."""
+        url = self.unsubscribe_url(recipient.token)
+        greeting = greeting_text(self.newsletter, recipient.name)
+        mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{quote(recipient.token)}"
+        headers = (
+            f"To: {recipient.email}\r\n"
+            f"Message-ID: {self.message_id(recipient)}\r\n"
+            f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n"
+        ).encode("ascii")
+        url_qp = url.encode("ascii")
+        text_values = {UNSUBSCRIBE: url_qp, GREETING: _qp(greeting) if greeting else b""}
+        html_values = {
+            UNSUBSCRIBE: url_qp,
+            GREETING: _qp(html.escape(greeting)) if greeting else b"",
+        }
+        return b"".join(
+            (
+                _date_header(),
+                headers,
+                self.head,
+                self.text_open,
+                self.text_split.fill(text_values),
+                self.html_open,
+                self.html_split.fill(html_values),
+                self.close,
+            )
+        )
+
+    def django_message(self, recipient: Recipient, connection=None) -> EmailMultiAlternatives:
+        """The same message as a Django email, for backends that take those (anymail …)."""
+        url = self.unsubscribe_url(recipient.token)
+        greeting = greeting_text(self.newsletter, recipient.name)
+        mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{quote(recipient.token)}"
+        message = EmailMultiAlternatives(
+            subject=self.subject,
+            body=personalise_str(self.text_body, greeting, url),
+            from_email=self.sender,
+            to=[recipient.email],
+            reply_to=[self.newsletter.reply_to] if self.newsletter.reply_to else None,
+            headers={
+                "Message-ID": self.message_id(recipient),
+                "List-Id": self.list_id,
+                "List-Unsubscribe": f"<{url}>, <{mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            connection=connection,
+        )
+        message.attach_alternative(
+            personalise_str(self.html_body, html.escape(greeting), url), "text/html"
+        )
+        return message

@@ -1,0 +1,87 @@
+"""The Newsletters menu in the Wagtail admin: newsletters, editions (with live preview and
+the send page), subscribers (counts and states; addresses stay encrypted at rest)."""
+
+from django.urls import include, path, reverse
+from wagtail import hooks
+from wagtail.admin.widgets import Button
+from wagtail.snippets.views.snippets import EditView, SnippetViewSet, SnippetViewSetGroup
+
+from . import admin_views
+from .models import Edition, Newsletter, Subscription
+
+admin_urlpatterns = [
+    path("edition/<int:pk>/send/", admin_views.send_page, name="send"),
+    path("edition/<int:pk>/progress/", admin_views.progress, name="progress"),
+]
+
+
+@hooks.register("register_admin_urls")
+def register_admin_urls():
+    return [path("newsletters/", include((admin_urlpatterns, "newsletters_admin")))]
+
+
+class NewsletterViewSet(SnippetViewSet):
+    model = Newsletter
+    icon = "mail"
+    menu_label = "Newsletters"
+    list_display = ["name", "language", "is_default", "active"]
+
+
+class EditionEditView(EditView):
+    @property
+    def header_more_buttons(self):
+        buttons = list(super().header_more_buttons)
+        buttons.append(
+            Button(
+                "Send, schedule or test",
+                url=reverse("newsletters_admin:send", args=[self.object.pk]),
+                icon_name="mail",
+                priority=5,
+            )
+        )
+        return buttons
+
+
+class EditionViewSet(SnippetViewSet):
+    model = Edition
+    icon = "doc-full"
+    menu_label = "Editions"
+    edit_view_class = EditionEditView
+    list_display = ["subject", "newsletter", "status", "scheduled_at", "sent_at"]
+    list_filter = ["newsletter", "status"]
+    search_fields = ["subject"]
+
+
+class SubscriptionViewSet(SnippetViewSet):
+    model = Subscription
+    icon = "group"
+    menu_label = "Subscribers"
+    list_display = ["subscriber", "newsletter", "status", "created_at", "confirmed_at"]
+    list_filter = ["newsletter", "status"]
+    add_view_enabled = False
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    panels: list = []
+
+
+class NewslettersGroup(SnippetViewSetGroup):
+    menu_label = "Newsletters"
+    menu_icon = "mail"
+    menu_order = 250
+    items = (EditionViewSet, NewsletterViewSet, SubscriptionViewSet)
+
+
+@hooks.register("register_admin_viewset")
+def register_viewsets():
+    return NewslettersGroup()
+
+
+@hooks.register("register_snippet_listing_buttons")
+def edition_send_button(snippet, user, next_url=None):
+    if isinstance(snippet, Edition) and user.has_perm("newsletters.change_edition"):
+        yield Button(
+            "Send / schedule / test",
+            url=reverse("newsletters_admin:send", args=[snippet.pk]),
+            icon_name="mail",
+            priority=5,
+        )
