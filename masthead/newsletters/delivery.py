@@ -379,6 +379,8 @@ def delivery_run(
     if rate > 0:  # a claimed batch must be sent well within the lease
         batch = max(1, min(batch, int(rate * lease / 4)))
     chunk_size = max(1, min(100, batch // connections))
+    if rate > 0:  # a chunk is one token-bucket withdrawal: no bigger than a second's worth
+        chunk_size = max(1, min(chunk_size, int(rate / connections) or 1))
     limiter = RateLimiter(rate)
     local = threading.local()
     senders = []

@@ -4,6 +4,7 @@ server (aiosmtpd) that records what it receives and can refuse chosen addresses.
 from __future__ import annotations
 
 import collections
+import logging
 import socket
 import threading
 from email import message_from_bytes, policy
@@ -20,6 +21,8 @@ from masthead.newsletters.models import (
     Subscriber,
     Subscription,
 )
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
 
 
 def free_port() -> int:
@@ -116,6 +119,13 @@ def russian_newsletter(db):
         greeting_without_name="Здравствуйте!",
         timezone="Europe/Moscow",
     )
+
+
+def subscription_of(email: str, newsletter=None) -> Subscription:
+    found = Subscription.objects.filter(subscriber__email_index=email_index(email))
+    if newsletter is not None:
+        found = found.filter(newsletter=newsletter)
+    return found.get()
 
 
 def add_subscribers(newsletter, count: int, *, prefix: str = "reader", names: bool = False):
