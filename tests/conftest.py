@@ -64,8 +64,36 @@ def database_url_for_tests() -> str:
     return f"postgres://{auth}{db.get('HOST') or 'localhost'}{port}/{db['NAME']}"
 
 
+_SERIALIZED_CONTENTS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's database setup, keeping the serialized contents it made."""
+    from django.db import connections
+
+    for alias in connections:
+        contents = getattr(connections[alias], "_test_serialized_contents", None)
+        if contents is not None:
+            _SERIALIZED_CONTENTS[alias] = contents
+
+
 @pytest.fixture
-def transactional_db(django_db_serialized_rollback, transactional_db):
+def _serialized_contents_here(django_db_setup):
+    """Hand the serialized contents to the connection this test will use.
+
+    Django's connections are context-local; once Playwright's sync API has started (it runs
+    on greenlets), later tests see fresh connection objects without the contents the setup
+    stored, so their serialized rollback silently did nothing.
+    """
+    from django.db import connections
+
+    for alias, contents in _SERIALIZED_CONTENTS.items():
+        connections[alias]._test_serialized_contents = contents
+
+
+@pytest.fixture
+def transactional_db(_serialized_contents_here, django_db_serialized_rollback, transactional_db):
     """pytest-django's transactional_db, always with serialized rollback.
 
     A transactional test ends by flushing the database, which also deletes what the
