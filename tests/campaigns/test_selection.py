@@ -122,7 +122,7 @@ def test_article_renders_every_eligible_campaign_first_variant_visible(demo, cli
     first = re.search(rf'<div class="campaign" data-campaign="{a.pk}"[^>]*>', slot).group(0)
     second = re.search(rf'<div class="campaign" data-campaign="{b.pk}"[^>]*>', slot).group(0)
     assert " hidden" not in first and second.endswith(" hidden>")
-    assert 'data-snooze="9"' in first and 'data-day="2"' in first
+    assert 'data-snooze-days="9"' in first and 'data-day="2"' in first
     assert slot.index(f'data-campaign="{a.pk}"') < slot.index(f'data-campaign="{b.pk}"')
     va, vb = a.variants.order_by("sort_order")
     tag_a = re.search(rf'<aside class="appeal" data-variant="{va.pk}"[^>]*>', slot).group(0)
@@ -235,3 +235,10 @@ def test_end_date_is_embedded_for_the_script(demo, client, settings):
     Campaign.objects.filter(placement="banner").update(ends_at=ends)
     html = client.get("/").content.decode()
     assert f'data-ends="{int(ends.timestamp() * 1000)}"' in html
+
+
+def test_no_banner_campaign_leaves_no_strip(demo, client):
+    Campaign.objects.filter(placement="banner").update(enabled=False)
+    html = client.get("/").content.decode()
+    assert 'class="support-banner-slot is-empty"' in html
+    assert "Support The Lantern!" not in html

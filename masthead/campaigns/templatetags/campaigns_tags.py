@@ -112,7 +112,6 @@ def support_banner(context) -> dict:
         "outlet_name": context.get("outlet_name"),
         "banners": banners,
         "overlays": overlays,
-        "give_url": _give_url(),
         "events_url": reverse("campaigns:events"),
         "supporter_once": supporter.get("once", 0),
         "supporter_monthly": supporter.get("monthly", 0),

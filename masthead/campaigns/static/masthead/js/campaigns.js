@@ -27,8 +27,8 @@
   function rules(el) {
     var d = el.dataset;
     return {
-      id: d.campaign, placement: d.placement, audience: d.audience, snooze: num(d.snooze) || 7,
-      close: num(d.close) || 3, day: num(d.day), week: num(d.week), skip: num(d.skip), ends: num(d.ends)
+      id: d.campaign, placement: d.placement, audience: d.audience, snooze: num(d.snoozeDays) || 7,
+      close: num(d.closeDays) || 3, day: num(d.day), week: num(d.week), skip: num(d.skip), ends: num(d.ends)
     };
   }
   function since(times, from) { return (times || []).filter(function (t) { return t > from; }).length; }
