@@ -227,6 +227,7 @@ class EventStatus(models.TextChoices):
     RECEIVED = "received", _("Received")
     PROCESSED = "processed", _("Processed")
     IGNORED = "ignored", _("Ignored (not relevant)")
+    WAITING = "waiting", _("Waiting (for an earlier event to arrive)")
     FAILED = "failed", _("Failed (will be retried)")
 
 

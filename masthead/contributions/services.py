@@ -185,23 +185,30 @@ def store_event(provider: str, event_id: str, event_type: str, payload: dict) ->
         return ProviderEvent.objects.get(provider=provider, event_id=event_id)
 
 
-def process_event(event_pk: int) -> ProviderEvent:
-    """Apply a stored event once; a failure is recorded on the event and retried later."""
+def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent:
+    """Apply a stored event once; a failure is recorded on the event and retried later.
+
+    An event about a payment we cannot match yet (a refund delivered before the payment it
+    refunds) waits, and is tried again each time another event of that provider is applied.
+    """
     try:
         with transaction.atomic():
             event = ProviderEvent.objects.select_for_update().get(pk=event_pk)
             if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
                 return event
             provider = get_provider(event.provider)
-            applied = 0
-            for payment_event in provider.translate(event.event_type, event.payload):
-                applied += apply_event(event.provider, payment_event)
-            event.status = EventStatus.PROCESSED if applied else EventStatus.IGNORED
+            translated = provider.translate(event.event_type, event.payload)
+            applied = sum(apply_event(event.provider, e) for e in translated)
+            if applied:
+                event.status = EventStatus.PROCESSED
+            elif translated:
+                event.status = EventStatus.WAITING
+            else:
+                event.status = EventStatus.IGNORED
             event.processed_at = timezone.now()
             event.attempts += 1
             event.error = ""
             event.save(update_fields=["status", "processed_at", "attempts", "error"])
-            return event
     except Exception as exc:
         log.exception("processing provider event %s failed", event_pk)
         ProviderEvent.objects.filter(pk=event_pk).update(
@@ -210,6 +217,24 @@ def process_event(event_pk: int) -> ProviderEvent:
             attempts=F("attempts") + 1,
         )
         return ProviderEvent.objects.get(pk=event_pk)
+    if retry_waiting and event.status == EventStatus.PROCESSED:
+        retry_waiting_events(event.provider)
+        event.refresh_from_db()
+    return event
+
+
+def retry_waiting_events(provider: str, limit: int = 200) -> int:
+    """Try again the events that arrived before what they refer to; returns how many applied."""
+    applied = 0
+    progress = True
+    while progress:  # one applied event may unblock another
+        progress = False
+        waiting = ProviderEvent.objects.filter(provider=provider, status=EventStatus.WAITING)
+        for pk in waiting.order_by("received_at").values_list("pk", flat=True)[:limit]:
+            if process_event(pk, retry_waiting=False).status == EventStatus.PROCESSED:
+                applied += 1
+                progress = True
+    return applied
 
 
 def record_findings(provider: str, event_id: str, events: list[PaymentEvent]) -> ProviderEvent:

@@ -128,6 +128,10 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
     for event in ProviderEvent.objects.filter(status=EventStatus.FAILED, attempts__lt=10)[:200]:
         process_event(event.pk)
         report["retried"] += 1
+    # Events that never found what they refer to (another integration on the same account).
+    ProviderEvent.objects.filter(
+        status=EventStatus.WAITING, received_at__lt=now - dt.timedelta(days=3)
+    ).update(status=EventStatus.IGNORED, error="Nothing here matched it within 3 days.")
     return report
 
 

@@ -7,6 +7,7 @@ import re
 import pytest
 
 SANDBOX = "masthead.contributions.providers.sandbox.SandboxProvider"
+WHSEC = "whsec_standin_secret"
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +33,19 @@ def manage_link_from(body: str) -> str:
     match = re.search(r"https?://[^\s\"<>]+/support/manage/[^\s\"<>]+/", body)
     assert match, body
     return match.group(0)
+
+
+@pytest.fixture
+def stripe_api(settings):
+    from .standins import StripeStandIn
+
+    standin = StripeStandIn()
+    settings.MASTHEAD_PAYMENT_PROVIDERS = {
+        "stripe": {"BACKEND": "masthead.contributions.providers.stripe.StripeProvider"},
+        "sandbox": {"BACKEND": SANDBOX},
+    }
+    settings.STRIPE_SECRET_KEY = standin.secret_key
+    settings.STRIPE_WEBHOOK_SECRET = WHSEC
+    settings.STRIPE_API_BASE = standin.url
+    yield standin
+    standin.close()

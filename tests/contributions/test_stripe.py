@@ -21,25 +21,10 @@ from masthead.contributions.models import (
 )
 from masthead.contributions.tasks import reconcile
 
-from .conftest import SANDBOX, manage_link_from
-from .standins import StripeStandIn, stripe_signature
+from .conftest import WHSEC, manage_link_from
+from .standins import stripe_signature
 
 pytestmark = pytest.mark.django_db
-WHSEC = "whsec_standin_secret"
-
-
-@pytest.fixture
-def stripe_api(settings):
-    standin = StripeStandIn()
-    settings.MASTHEAD_PAYMENT_PROVIDERS = {
-        "stripe": {"BACKEND": "masthead.contributions.providers.stripe.StripeProvider"},
-        "sandbox": {"BACKEND": SANDBOX},
-    }
-    settings.STRIPE_SECRET_KEY = standin.secret_key
-    settings.STRIPE_WEBHOOK_SECRET = WHSEC
-    settings.STRIPE_API_BASE = standin.url
-    yield standin
-    standin.close()
 
 
 def deliver(client, event: dict, *, secret: str = WHSEC, timestamp: int | None = None):
