@@ -43,6 +43,16 @@ def visible_appeal(page: Page):
     return page.locator(".appeal-slot aside.appeal:visible")
 
 
+def eventually(campaign: Campaign, page: Page, **expected: int) -> dict[str, int]:
+    """The campaign's totals once the browser's beacons have arrived (or after 5 s)."""
+    for _ in range(50):
+        totals = counts(campaign)
+        if all(totals[name] >= value for name, value in expected.items()):
+            break
+        page.wait_for_timeout(100)
+    return totals
+
+
 def counts(campaign: Campaign) -> dict[str, int]:
     flush_counters()
     totals = {"impressions": 0, "clicks": 0, "dismissals": 0, "conversions": 0}
@@ -75,11 +85,7 @@ def test_first_visit_shows_banner_and_appeal_without_layout_shift(
     page.wait_for_timeout(300)
     assert page.evaluate("window.__cls") == 0
     # The impressions reached the counter endpoint.
-    for _ in range(20):
-        if counts(appeal_campaign())["impressions"]:
-            break
-        page.wait_for_timeout(100)
-    assert counts(appeal_campaign())["impressions"] == 1
+    assert eventually(appeal_campaign(), page, impressions=1)["impressions"] == 1
 
 
 def test_remind_me_later_snoozes_the_appeal_then_it_returns(page: Page, live_server, articles):
@@ -102,7 +108,7 @@ def test_remind_me_later_snoozes_the_appeal_then_it_returns(page: Page, live_ser
     expect(visible_appeal(page)).to_have_count(1)
     # The banner is a separate prompt and was never snoozed.
     expect(page.locator(".support-banner:visible")).to_have_count(1)
-    assert counts(campaign)["dismissals"] == 1
+    assert eventually(campaign, page, dismissals=1)["dismissals"] == 1
 
 
 def test_closing_the_banner_hides_it_for_its_own_days(page: Page, live_server, articles):
@@ -141,7 +147,7 @@ def test_frequency_cap_and_first_articles_rule(page: Page, live_server, articles
     page.clock.set_system_time(START + timedelta(days=2, minutes=10))
     page.goto(live_server.url + articles[0])
     expect(visible_appeal(page)).to_have_count(0)  # the weekly cap of 3 holds
-    assert counts(campaign)["impressions"] == 3
+    assert eventually(campaign, page, impressions=3)["impressions"] == 3
 
 
 def test_variants_are_random_weighted_and_sticky(browser, live_server, articles):
@@ -203,7 +209,7 @@ def test_contributing_through_the_sandbox_stops_the_asks(page: Page, live_server
         expect(page.locator(".appeal-slot .campaign").first).to_be_hidden()
         expect(page.locator(".support-banner:visible")).to_have_count(0)
         expect(page.locator(".support-banner-thanks")).to_be_visible()
-    totals = counts(campaign)
+    totals = eventually(campaign, page, clicks=1, conversions=1)
     assert totals["clicks"] == 1 and totals["conversions"] == 1
     assert VariantCounter.objects.get(variant=variant).conversions == 1
 
@@ -238,7 +244,7 @@ def test_subscribers_do_not_get_the_newsletter_prompt(page: Page, live_server, a
     assert dialog.get_attribute("data-campaign") == str(support_overlay.pk)
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
-    assert counts(support_overlay)["dismissals"] == 1
+    assert eventually(support_overlay, page, dismissals=1)["dismissals"] == 1
     page.goto(live_server.url + articles[3])
     expect(page.locator("dialog[open]")).to_have_count(0)  # closed: away for its close_days
 
@@ -295,3 +301,48 @@ def test_the_page_works_without_javascript(browser, live_server, articles):
     expect(page.locator("h1")).to_have_text("Sandbox checkout")
     expect(page.locator(".sandbox-summary")).to_contain_text("10")
     context.close()
+
+
+def test_eligibility_rules_table(page: Page, live_server, articles):
+    """campaigns.js's rule function, case by case, in the browser that runs it."""
+    page.goto(live_server.url + "/")
+    now = 1_800_000_000_000
+    day = 86_400_000
+    base = {"id": "5", "audience": "non_supporters", "day": 0, "week": 0, "skip": 0, "ends": 0}
+    cases = [
+        ({}, {}, True),
+        ({"ends": now - 1}, {}, False),
+        ({"ends": now + 1}, {}, True),
+        ({}, {"sup": now + day}, False),
+        ({}, {"sup": now - 1}, True),
+        ({"audience": "everyone"}, {"sup": now + day, "sub": now + day}, True),
+        ({"audience": "non_subscribers"}, {"sup": now + day}, True),
+        ({"audience": "non_subscribers"}, {"sub": now + day}, False),
+        ({}, {"h": {"5": now + 1}}, False),
+        ({}, {"h": {"5": now - 1}}, True),
+        ({}, {"h": {"6": now + day}}, True),
+        ({"skip": 2}, {"c": 2}, False),
+        ({"skip": 2}, {"c": 3}, True),
+        ({"day": 2}, {"n": {"5": [now - 2 * day, now - 3600_000]}}, True),
+        ({"day": 2}, {"n": {"5": [now - 7200_000, now - 3600_000]}}, False),
+        ({"week": 3}, {"n": {"5": [now - 6 * day, now - 3 * day, now - day - 1]}}, False),
+        ({"week": 3}, {"n": {"5": [now - 8 * day, now - 3 * day, now - day - 1]}}, True),
+    ]
+    for overrides, state, expected in cases:
+        rules = {**base, **overrides}
+        result = page.evaluate(
+            "([r, s, now]) => window.mastheadCampaigns.eligible(r, s, now)", [rules, state, now]
+        )
+        assert result is expected, (overrides, state)
+
+
+def test_broken_local_storage_does_not_break_the_page(page: Page, live_server, articles):
+    page.add_init_script("localStorage.setItem('masthead:campaigns', '{not json');")
+    page.goto(live_server.url + articles[0])
+    expect(visible_appeal(page)).to_have_count(1)
+    page.add_init_script(
+        "Object.defineProperty(window, 'localStorage', {get() { throw new Error('blocked'); }});"
+    )
+    page.goto(live_server.url + articles[1])
+    expect(visible_appeal(page)).to_have_count(1)
+    expect(page.locator(".support-banner:visible")).to_have_count(1)

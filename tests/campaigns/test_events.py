@@ -185,3 +185,15 @@ def test_contribution_succeeded_signal_counts_a_conversion(campaigns):
         sender=None, contribution=None, source=f"appeal:{one.pk}:{a.pk}"
     )
     assert totals(a)[3] == 1
+
+
+def test_scheduler_runs_the_flush(client, campaigns):
+    from masthead.core.scheduler import JOBS
+
+    job = JOBS["campaigns.flush_counters"]
+    assert job.seconds == 60
+    one = campaigns[0]
+    a = one.variants.first()
+    post(client, {"events": [{"campaign": one.pk, "variant": a.pk, "event": "impression"}]})
+    assert job.func() == 1
+    assert totals(a) == (1, 0, 0, 0)
