@@ -208,6 +208,9 @@ def test_russian_pages_get_the_russian_campaigns(demo, client):
     html = client.get(russian.url).content.decode()
     assert "Поддержите «Фонарь»!" in html and "Обращение «Фонаря»" in html
     assert "Support The Lantern!" not in html
+    # The form's own words are translated too.
+    for words in ("Продолжить", "Напомнить позже", "Ежемесячно", "Другая сумма"):
+        assert words in html, words
 
 
 def test_saving_a_campaign_invalidates_cached_pages(
