@@ -28,13 +28,24 @@ HANDLED = {EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED, Even
            EventType.DEFERRED}
 
 
+def _looks_temporary(event) -> bool:
+    """Some providers report soft bounces as "bounced": tell them by the SMTP reply (4xx)
+    or by the provider's own word for it."""
+    response = (event.mta_response or "").strip()
+    if response[:1] == "4" or " 4." in response[:12]:
+        return True
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    data = raw.get("event-data", raw) if isinstance(raw.get("event-data", raw), dict) else raw
+    return raw.get("Type") in ("SoftBounce", "Transient") or data.get("severity") == "temporary"
+
+
 def classify(event) -> str:
     """'complaint', 'hard', 'soft' or 'unsubscribe' for an anymail tracking event."""
     if event.event_type == EventType.COMPLAINED:
         return "complaint"
     if event.event_type == EventType.UNSUBSCRIBED:
         return "unsubscribe"
-    if event.event_type == EventType.DEFERRED:
+    if event.event_type == EventType.DEFERRED or _looks_temporary(event):
         return "soft"
     if event.reject_reason in HARD_REASONS or event.reject_reason is None:
         return "hard"

@@ -1,0 +1,276 @@
+"""Benchmark: send one edition to N confirmed subscribers through the real task worker.
+
+    .venv/bin/python bench/newsletter.py                    # N = 100,000
+    .venv/bin/python bench/newsletter.py --sizes 20000,100000,200000    # is memory flat?
+
+For each N, in a fresh data folder (SQLite unless --database-url is given): migrate, import
+the demo articles, create N confirmed subscribers (encrypted addresses, as in production)
+and an edition of four articles (two in full text). Then start a local SMTP sink that
+accepts and discards everything — Postfix's ``smtp-sink`` (``apt-get install postfix``) if
+present, else a small asyncio sink below — enqueue the send, and run ``masthead db_worker
+--batch`` as a child process. Prints messages/s (from the delivery's start to its end, as
+recorded in the ledger) and the worker's peak RSS (``wait4`` rusage of the child).
+Not a test: nothing asserts; run it on a quiet machine and write the figures to
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- A fallback sink: accepts everything, keeps nothing, supports PIPELINING ----------------
+
+
+async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 sink ESMTP\r\n")
+    in_data = False
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    writer.write(b"250 2.0.0 Ok: queued\r\n")
+                continue
+            command = line[:4].upper()
+            if command == b"EHLO":
+                writer.write(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
+            elif command == b"DATA":
+                in_data = True
+                writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            elif command == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 Ok\r\n")
+            if reader._buffer == b"":  # noqa: SLF001 - answer pipelined commands together
+                await writer.drain()
+    finally:
+        writer.close()
+
+
+def start_python_sink(port: int) -> threading.Thread:
+    loop = asyncio.new_event_loop()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(asyncio.start_server(_sink_session, "127.0.0.1", port))
+        with server:
+            loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    return thread
+
+
+def start_sink(port: int, prefer_python: bool) -> tuple[str, subprocess.Popen | None]:
+    binary = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink" if Path(
+        "/usr/sbin/smtp-sink").exists() else None)
+    if binary and not prefer_python:
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        process = subprocess.Popen([binary, *user, f"127.0.0.1:{port}", "256"])
+        time.sleep(0.3)
+        return "postfix smtp-sink", process
+    start_python_sink(port)
+    return "asyncio sink (bench/newsletter.py)", None
+
+
+# --- One run ----------------------------------------------------------------------------------
+
+
+def prepare(n: int, data_dir: Path, env: dict) -> int:
+    """Database, demo articles, N subscribers and an edition; returns the edition's id.
+    Runs in a child process so that this process never imports Django with another data
+    folder's settings."""
+    script = f"""
+import django, time
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.db import transaction
+from masthead.core.crypto import email_index
+from masthead.publishing.demo import ensure_site, load_demo_articles
+from masthead.publishing.models import ArticlePage
+from masthead.newsletters.models import (Edition, EditionArticle, Newsletter, Subscriber,
+    Subscription)
+with transaction.atomic():
+    ensure_site()
+load_demo_articles()
+newsletter = Newsletter.objects.create(name="The Friday Lantern", slug="friday-lantern",
+    is_default=True)
+started = time.monotonic()
+for start in range(0, {n}, 5000):
+    with transaction.atomic():
+        people = Subscriber.objects.bulk_create(
+            Subscriber(email=f"reader{{i}}@example.org",
+                       email_index=email_index(f"reader{{i}}@example.org"),
+                       name=f"Reader {{i}}" if i % 3 == 0 else "")
+            for i in range(start, min({n}, start + 5000)))
+        Subscription.objects.bulk_create(
+            Subscription(subscriber=p, newsletter=newsletter, status="confirmed") for p in people)
+edition = Edition.objects.create(newsletter=newsletter,
+    subject="Ice on the river, a council's open books and the last letterpress",
+    preheader="The week in the Orlin valley", intro="<p>Good morning. Here is the week.</p>")
+for order, article in enumerate(ArticlePage.objects.live().filter(
+        locale__language_code="en").order_by("-published_at")[:4]):
+    EditionArticle.objects.create(edition=edition, article=article, sort_order=order,
+                                  full_text=order < 2)
+print("EDITION", edition.pk, "subscribers in %.1fs" % (time.monotonic() - started))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    # Drain the tasks the set-up queued (Wagtail's reference index) so the measured worker
+    # runs the send alone.
+    subprocess.run([sys.executable, "-m", "masthead.cli", "db_worker", "--batch", "--queue-name",
+                    "*", "--no-reload", "--no-startup-delay", "-v", "0"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("EDITION"))
+    print("  " + line.split(" ", 2)[2], flush=True)
+    return int(line.split()[1])
+
+
+def start_send(edition_id: int, env: dict) -> dict:
+    script = f"""
+import django
+django.setup()
+from masthead.newsletters.delivery import delivery_start
+from masthead.newsletters.models import Edition
+from masthead.newsletters.rendering import MessageTemplate, Recipient
+d = delivery_start(Edition.objects.get(pk={edition_id}))
+size = len(MessageTemplate.for_delivery(d).raw(Recipient(0, 1, "reader1@example.org", "", "x")))
+print("DELIVERY", d.pk, d.total, size)
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True,
+                         text=True, check=False)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    _, pk, total, size = next(
+        line for line in out.stdout.splitlines() if line.startswith("DELIVERY")).split()
+    return {"delivery": int(pk), "total": int(total), "message_bytes": int(size)}
+
+
+def delivery_figures(delivery_id: int, env: dict) -> dict:
+    script = f"""
+import django, json
+django.setup()
+from masthead.newsletters.delivery import delivery_progress
+from masthead.newsletters.models import Delivery
+print("JSON", json.dumps(delivery_progress(Delivery.objects.get(pk={delivery_id}))))
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    import json
+
+    return json.loads(next(
+        line for line in out.stdout.splitlines() if line.startswith("JSON"))[5:])
+
+
+def run_once(n: int, args) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix="masthead-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "masthead.settings",
+        "MASTHEAD_DATA_DIR": str(data_dir),
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "MASTHEAD_NEWSLETTER_CONNECTIONS": str(args.connections),
+        "MASTHEAD_NEWSLETTER_BATCH": str(args.batch),
+        "MASTHEAD_NEWSLETTER_RATE": "0",
+        "MASTHEAD_PAGE_CACHE": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("MASTHEAD_TESTING", None)
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    else:
+        env.pop("DATABASE_URL", None)
+    print(f"N = {n:,}: preparing in {data_dir}", flush=True)
+    edition_id = prepare(n, data_dir, env)
+    sink_name, sink = start_sink(port, args.python_sink)
+    try:
+        started = start_send(edition_id, env)
+        wall_start = time.monotonic()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "masthead.cli", "db_worker", "--batch", "--queue-name", "*",
+             "--no-reload", "--no-startup-delay", "--interval", "0.1", "-v", "0"],
+            env=env, cwd=ROOT,
+        )
+        _pid, status, usage = os.wait4(worker.pid, 0)
+        wall = time.monotonic() - wall_start
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait()
+    figures = delivery_figures(started["delivery"], env)
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    elapsed = figures["elapsed_seconds"] or wall
+    return {
+        "n": n,
+        "sent": figures["sent"],
+        "failed": figures["failed"],
+        "message_bytes": started["message_bytes"],
+        "send_seconds": elapsed,
+        "rate": figures["sent"] / elapsed if elapsed else 0.0,
+        "worker_wall_seconds": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "sink": sink_name,
+        "exit": status,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=100_000, help="Subscribers (default 100,000).")
+    parser.add_argument("--sizes", help="Comma-separated Ns to run one after the other.")
+    parser.add_argument("--connections", type=int, default=2, help="SMTP connections.")
+    parser.add_argument("--batch", type=int, default=1000, help="Ledger rows claimed at once.")
+    parser.add_argument("--database-url", help="e.g. postgres://postgres@127.0.0.1/bench")
+    parser.add_argument("--python-sink", action="store_true", help="Use the asyncio sink.")
+    parser.add_argument("--keep", action="store_true", help="Keep the data folders.")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.n]
+    print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python "
+          f"{platform.python_version()} · {platform.platform()}")
+    rows = [run_once(n, args) for n in sizes]
+    print()
+    print(f"{'N':>9} {'sent':>9} {'failed':>6} {'msg KB':>6} {'send s':>7} {'msgs/s':>8} "
+          f"{'worker s':>8} {'peak RSS MB':>11}  sink")
+    for r in rows:
+        print(f"{r['n']:>9,} {r['sent']:>9,} {r['failed']:>6} {r['message_bytes'] / 1024:>6.1f} "
+              f"{r['send_seconds']:>7.1f} {r['rate']:>8,.0f} {r['worker_wall_seconds']:>8.1f} "
+              f"{r['peak_rss_mb']:>11.1f}  {r['sink']}")
+
+
+if __name__ == "__main__":
+    main()

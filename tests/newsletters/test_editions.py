@@ -1,0 +1,202 @@
+"""Editions: the email as rendered once and personalised, its headers (List-Id, RFC 8058),
+the web version and archive, scheduling, and the editor's admin (preview, test send,
+schedule, send now, live progress)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from email import message_from_bytes, policy
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from masthead.newsletters.delivery import delivery_run, delivery_start, start_due_editions
+from masthead.newsletters.models import Delivery, Edition, Newsletter
+from masthead.newsletters.rendering import MessageTemplate, Recipient, render_edition
+from masthead.newsletters.tokens import make_unsubscribe_token, read_unsubscribe_token
+
+from .conftest import add_subscribers
+
+pytestmark = pytest.mark.django_db
+
+
+def raw_message(edition, recipient):
+    rendered = render_edition(edition)
+    template = MessageTemplate(
+        newsletter=edition.newsletter, subject=rendered.subject, html_body=rendered.html,
+        text_body=rendered.text, message_id_prefix=f"edition-{edition.pk}",
+    )
+    return template, message_from_bytes(template.raw(recipient), policy=policy.default)
+
+
+def test_the_email_has_list_headers_inlined_html_and_a_text_part(newsletter, edition_factory):
+    edition = edition_factory(newsletter)
+    token = make_unsubscribe_token(41)
+    _, message = raw_message(edition, Recipient(1, 41, "ann@example.org", "Ann", token))
+    assert message["To"] == "ann@example.org"
+    assert message["From"] == "The Friday Lantern <newsroom@localhost>"
+    assert message["Subject"] == edition.subject
+    assert message["List-Id"] == "The Friday Lantern <friday-lantern.127.0.0.1>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = f"http://127.0.0.1:8000/newsletter/unsubscribe/{token}/"
+    assert message["List-Unsubscribe"] == (
+        f"<{unsubscribe}>, <mailto:unsubscribe@localhost?subject=unsubscribe%20{token}>")
+    assert message["Message-ID"] == f"<edition-{edition.pk}.41@127.0.0.1>"
+    assert message["Date"]
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert 'style="' in html and "<style>" in html and "@media" in html  # inlined, media kept
+    assert "Hello Ann," in html and "Hello Ann," in text
+    assert html.count(unsubscribe) == 1 and f"Unsubscribe with one click: {unsubscribe}" in text
+    for item in edition.articles():
+        assert item.article.title in html and item.article.full_url in text
+    assert "The week in the Orlin valley" in html  # preheader
+    assert 'src="http://127.0.0.1:8000/media/' in html  # absolute image URLs
+    # No tracking: no pixels, no redirects through us.
+    assert "/track" not in html and 'width="1"' not in html
+    first = edition.articles()[0].article
+    assert first.body[0].value.source[:40].split("<p>")[-1][:20] in html  # full text included
+
+
+def test_personalisation_escapes_and_handles_other_languages(russian_newsletter, edition_factory):
+    edition = edition_factory(russian_newsletter, subject="Лёд на реке и открытые контракты")
+    template, message = raw_message(
+        edition, Recipient(1, 7, "ivan@example.org", "<b>Иван</b>", "tok"))
+    assert message["Subject"] == "Лёд на реке и открытые контракты"
+    assert message["From"] == "Фонарь по пятницам <newsroom@localhost>"
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "Здравствуйте, &lt;b&gt;Иван&lt;/b&gt;!" in html and "<b>Иван</b>" not in html
+    assert "Здравствуйте, <b>Иван</b>!" in text
+    assert "/ru/newsletter/unsubscribe/tok/" in text
+    _, anonymous = raw_message(edition, Recipient(1, 8, "x@example.org", "", "tok"))
+    assert "Здравствуйте!" in anonymous.get_body(("plain",)).get_content()
+    # Lines stay within SMTP's limit whatever the substitution.
+    assert max(len(line) for line in template.raw(
+        Recipient(1, 7, "ivan@example.org", "Иван" * 25, "t" * 80)).split(b"\r\n")) < 998
+
+
+def test_unsubscribe_tokens_are_signed(newsletter):
+    token = make_unsubscribe_token(12)
+    assert read_unsubscribe_token(token) == 12
+    from django.core.signing import BadSignature
+
+    with pytest.raises(BadSignature):
+        read_unsubscribe_token(token.replace("12.", "13.", 1))
+
+
+def test_web_version_archive_and_preview_link(client, newsletter, edition_factory):
+    edition = edition_factory(newsletter)
+    draft = edition_factory(newsletter, subject="Not yet")
+    assert client.get("/newsletter/latest/").status_code == 200  # "on its way" page
+    delivery_run(delivery_start(edition, enqueue=False).pk)
+    edition.refresh_from_db()
+    url = edition.get_absolute_url()
+    page = client.get(url)
+    assert page.status_code == 200 and not page.cookies
+    assert "public" in page["Cache-Control"]
+    html = page.content.decode()
+    assert edition.subject in html and edition.articles()[0].article.title in html
+    assert "%%MASTHEAD" not in html and "unsubscribe/" not in html
+    assert 'style="' not in html  # the reader's CSP allows no inline styles
+    latest = client.get("/newsletter/latest/").content.decode()
+    assert edition.subject in latest
+    archive = client.get(f"/newsletter/{newsletter.slug}/").content.decode()
+    assert url in archive and "Not yet" not in archive
+    assert client.get(draft.get_absolute_url()).status_code == 404
+    assert client.get("/newsletter/").status_code == 200
+
+
+def test_next_default_send_time_is_friday_nine_local():
+    newsletter = Newsletter(send_weekday=4, send_time=dt.time(9), timezone="Europe/Moscow")
+    zone = zoneinfo.ZoneInfo("Europe/Moscow")
+    wednesday = dt.datetime(2026, 11, 25, 12, 0, tzinfo=zone)
+    assert newsletter.next_send_time(wednesday) == dt.datetime(2026, 11, 27, 9, 0, tzinfo=zone)
+    friday_late = dt.datetime(2026, 11, 27, 9, 1, tzinfo=zone)
+    assert newsletter.next_send_time(friday_late) == dt.datetime(2026, 12, 4, 9, 0, tzinfo=zone)
+
+
+def test_scheduled_editions_start_on_time(newsletter, edition_factory):
+    add_subscribers(newsletter, 2)
+    due = edition_factory(newsletter)
+    later = edition_factory(newsletter, subject="Later")
+    now = timezone.now()
+    Edition.objects.filter(pk=due.pk).update(status="scheduled", scheduled_at=now)
+    Edition.objects.filter(pk=later.pk).update(
+        status="scheduled", scheduled_at=now + dt.timedelta(hours=1))
+    assert start_due_editions() == [due.pk]
+    assert Delivery.objects.get().edition == due
+    from django_tasks_db.models import DBTaskResult
+
+    assert DBTaskResult.objects.filter(task_path="masthead.newsletters.tasks.deliver").exists()
+
+
+@pytest.fixture
+def editor(client, django_user_model):
+    """A newsletter editor: admin access and the newsletter permissions, nothing else."""
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="Newsletter editors")
+    group.permissions.set(
+        Permission.objects.filter(content_type__app_label="newsletters")
+        | Permission.objects.filter(codename="access_admin")
+    )
+    user = django_user_model.objects.create_user("ed", "ed@example.com", "pw-123456789")
+    user.groups.add(group)
+    client.force_login(user)
+    return client
+
+
+def test_admin_preview_test_send_schedule_send_and_progress(editor, newsletter, edition_factory):
+    add_subscribers(newsletter, 3)
+    edition = edition_factory(newsletter)
+    assert editor.get("/admin/snippets/newsletters/edition/").status_code == 200
+    edit = editor.get(f"/admin/snippets/newsletters/edition/edit/{edition.pk}/")
+    assert edit.status_code == 200
+    assert f"/admin/newsletters/edition/{edition.pk}/send/" in edit.content.decode()
+    preview = edition.serve_preview(None, "")
+    assert b"Hello," in preview.content and b"style=" in preview.content
+    assert b"Hello," in edition.serve_preview(None, "text").content
+
+    send_url = f"/admin/newsletters/edition/{edition.pk}/send/"
+    page = editor.get(send_url)
+    assert page.status_code == 200 and "3 confirmed subscribers" in page.content.decode()
+    bad = editor.post(send_url, {"action": "test", "addresses": "ok@example.org, not-an-address"})
+    assert bad.status_code == 400 and "not-an-address" in bad.content.decode()
+    assert not mail.outbox
+    editor.post(send_url, {"action": "test", "addresses": "a@example.org b@example.org"})
+    assert [m.to for m in mail.outbox] == [["a@example.org"], ["b@example.org"]]
+    assert mail.outbox[0].subject.startswith("[Test] ")
+    assert Edition.objects.get(pk=edition.pk).status == "draft"
+
+    past = editor.post(send_url, {"action": "schedule", "send_at": "2020-01-01T09:00"})
+    assert past.status_code == 400 and "That time has passed" in past.content.decode()
+    editor.post(send_url, {"action": "schedule", "send_at": "2099-01-02T09:00"})
+    edition.refresh_from_db()
+    assert edition.status == "scheduled"
+    london = zoneinfo.ZoneInfo("Europe/London")
+    assert edition.scheduled_at == dt.datetime(2099, 1, 2, 9, tzinfo=london)
+    editor.post(send_url, {"action": "unschedule"})
+    assert Edition.objects.get(pk=edition.pk).status == "draft"
+
+    editor.post(send_url, {"action": "send_now"})
+    assert Edition.objects.get(pk=edition.pk).status == "sending"
+    progress = editor.get(f"/admin/newsletters/edition/{edition.pk}/progress/").json()
+    assert progress["total"] == 3 and progress["remaining"] == 3 and progress["status"] == "sending"
+    again = editor.post(send_url, {"action": "send_now"})
+    assert again.status_code == 400 and "already been sent" in again.content.decode()
+    delivery_run(Delivery.objects.get().pk)
+    done = editor.get(f"/admin/newsletters/edition/{edition.pk}/progress/").json()
+    assert done["sent"] == 3 and done["remaining"] == 0 and done["status"] == "done"
+    assert "Sent" in editor.get(send_url).content.decode()
+
+
+def test_admin_pages_need_permission(client, django_user_model, newsletter, edition_factory):
+    edition = edition_factory(newsletter)
+    assert client.get(f"/admin/newsletters/edition/{edition.pk}/send/").status_code == 302
+    user = django_user_model.objects.create_user("reader", "r@example.com", "pw-123456789")
+    client.force_login(user)
+    response = client.get(f"/admin/newsletters/edition/{edition.pk}/progress/")
+    assert response.status_code in (302, 403)
