@@ -19,6 +19,8 @@ urlpatterns = [
     path("healthz", core_views.health, name="health"),
     path("robots.txt", core_views.robots_txt, name="robots_txt"),
     path("campaigns/", include("masthead.campaigns.urls")),
+    # Email providers' bounce, complaint and inbound webhooks (newsletters.signals).
+    path("anymail/", include("anymail.urls")),
     *sitemap_urlpatterns,
 ]
 
