@@ -133,6 +133,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "masthead.contributions.security.DonorDataTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -432,6 +433,9 @@ MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
+# Staff who can see donors must use two-factor authentication in the admins. Always on in
+# production; other apps' admin tests run without it (the contributions tests switch it on).
+MASTHEAD_STAFF_TWO_FACTOR = PRODUCTION or env_bool("MASTHEAD_STAFF_TWO_FACTOR", not TESTING)
 
 # --- campaigns ---
 # Days a browser counts as a supporter after contributing there (per frequency): campaigns for

@@ -5,16 +5,21 @@ from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path, re_path
+from two_factor.urls import urlpatterns as two_factor_urls
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
+from masthead.contributions import security as donor_security
 from masthead.core import views as core_views
 from masthead.publishing.urls import sitemap_urlpatterns
 
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("django-admin/", admin.site.urls),
+    # Two-factor set-up and sign-in for staff who can see donors (contributions.security).
+    path("account/verify/", donor_security.verify, name="donor_otp_verify"),
+    path("", include(two_factor_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("healthz", core_views.health, name="health"),
     path("robots.txt", core_views.robots_txt, name="robots_txt"),

@@ -10,4 +10,10 @@ class ContributionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from masthead.core.signals import invalidate_on_save
+
         from . import tasks  # noqa: F401  (registers the reconciliation with the scheduler)
+        from .models import AmountPreset
+
+        # The give page (a cached reader page) shows the presets.
+        invalidate_on_save(AmountPreset)

@@ -222,6 +222,11 @@ class Contribution(models.Model):
     def display_amount(self) -> str:
         return format_money(self.amount, self.currency)
 
+    @property
+    def export_source(self) -> str:
+        # A leading "-" could start a formula in a spreadsheet (CSV injection).
+        return f"'{self.source}" if self.source.startswith("-") else self.source
+
 
 class EventStatus(models.TextChoices):
     RECEIVED = "received", _("Received")

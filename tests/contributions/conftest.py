@@ -16,6 +16,7 @@ def contributions_settings(settings):
     settings.MASTHEAD_PAYMENT_PROVIDERS = {"sandbox": {"BACKEND": SANDBOX}}
     settings.MASTHEAD_BASE_URL = "http://testserver"
     settings.MASTHEAD_RECEIPT_NEUTRAL = False
+    settings.MASTHEAD_STAFF_TWO_FACTOR = True
     return settings
 
 

@@ -1,0 +1,351 @@
+"""The "Giving" menu in Wagtail's admin: contributions, recurring plans, donors, provider
+events and preset amounts.
+
+Lists are filterable (status, frequency, currency, provider, date), exportable as CSV/XLSX, and
+show totals per currency for the filtered rows (net of refunds; recurring income per month for
+plans). Financial records are read-only here: they change only through provider events.
+Donors are searched by exact email (through the blind index); exporting a donor's data and
+erasing it are admin actions, guarded by their own permissions.
+"""
+
+from __future__ import annotations
+
+import json
+
+import django_filters
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
+from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+from wagtail.admin.ui.tables import Column
+from wagtail.admin.views.generic import IndexView
+from wagtail.admin.viewsets.base import ViewSetGroup
+from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.permission_policies import ModelPermissionPolicy
+from wagtail.permissions import register_permission_policy
+
+from masthead.core.crypto import email_index
+
+from . import services
+from .models import (
+    AmountPreset,
+    Contribution,
+    Donor,
+    Frequency,
+    PlanStatus,
+    ProviderEvent,
+    RecurringPlan,
+)
+from .money import format_money
+
+READ_ONLY_VIEWS = {"add", "edit", "delete", "copy", "history", "usage"}
+
+
+class ViewOnlyPermissionPolicy(ModelPermissionPolicy):
+    """Nobody adds, edits or deletes these in the admin, whatever their permissions say."""
+
+    def user_has_permission(self, user, action):
+        if action in ("add", "change", "delete"):
+            return False
+        return super().user_has_permission(user, action)
+
+    def users_with_any_permission(self, actions):
+        actions = [a for a in actions if a not in ("add", "change", "delete")]
+        return super().users_with_any_permission(actions)
+
+
+for _model in (Contribution, RecurringPlan, Donor, ProviderEvent):
+    register_permission_policy(_model, ViewOnlyPermissionPolicy(_model), exact_class=True)
+
+
+class ReadOnlyViewSet(ModelViewSet):
+    """Index, inspect and export only: these records change through provider events."""
+
+    inspect_view_enabled = True
+    copy_view_enabled = False
+    exclude_form_fields = []  # no add/edit views are routed; the form is never shown
+
+    def get_urlpatterns(self):
+        return [p for p in super().get_urlpatterns() if p.name not in READ_ONLY_VIEWS]
+
+    def get_index_view_kwargs(self, **kwargs):
+        return super().get_index_view_kwargs(add_url_name=None, edit_url_name=None, **kwargs)
+
+    def get_inspect_view_kwargs(self, **kwargs):
+        return super().get_inspect_view_kwargs(edit_url_name=None, delete_url_name=None, **kwargs)
+
+
+class TotalsIndexView(IndexView):
+    """An index that also shows totals per currency for the filtered rows."""
+
+    results_template_name = "contributions/admin/index_results.html"
+
+    def get_context_data(self, *args, **kwargs):
+        context = super().get_context_data(*args, **kwargs)
+        context["totals"] = self.totals(self.get_queryset())
+        return context
+
+    def totals(self, queryset):
+        return services.totals_by_currency(queryset)
+
+
+class ContributionIndexView(TotalsIndexView):
+    pass
+
+
+class PlanIndexView(TotalsIndexView):
+    def totals(self, queryset):
+        rows: dict[str, dict] = {}
+        for plan in queryset.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.PAST_DUE]):
+            monthly = plan.amount if plan.frequency == Frequency.MONTHLY else plan.amount / 12
+            row = rows.setdefault(plan.currency, {"currency": plan.currency, "count": 0, "net": 0})
+            row["count"] += 1
+            row["net"] += monthly
+        return [
+            {
+                **row,
+                "net_label": format_money(round(row["net"]), row["currency"]) + " / month",
+                "gross_label": "",
+            }
+            for row in sorted(rows.values(), key=lambda r: r["currency"])
+        ]
+
+
+class AmountColumn(Column):
+    def get_value(self, instance):
+        return format_money(instance.amount, instance.currency)
+
+
+class ContributionFilterSet(WagtailFilterSet):
+    created_at = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
+
+    class Meta:
+        model = Contribution
+        fields = ["status", "frequency", "currency", "provider", "is_renewal", "created_at"]
+
+
+class ContributionViewSet(ReadOnlyViewSet):
+    model = Contribution
+    icon = "success"
+    menu_label = _("Contributions")
+    index_view_class = ContributionIndexView
+    filterset_class = ContributionFilterSet
+    list_display = [
+        "id",
+        AmountColumn("amount", label=_("Amount")),
+        "frequency",
+        "status",
+        "provider",
+        "is_renewal",
+        "source",
+        "created_at",
+    ]
+    list_export = [
+        "id",
+        "created_at",
+        "paid_at",
+        "amount",
+        "currency",
+        "frequency",
+        "status",
+        "provider",
+        "payment_ref",
+        "refunded_amount",
+        "dispute_status",
+        "is_renewal",
+        "plan_id",
+        "donor_id",
+        "export_source",
+    ]
+    export_headings = {"amount": "amount (minor units)", "export_source": "source"}
+    export_filename = "contributions"
+    inspect_view_fields = [
+        "id",
+        "status",
+        "frequency",
+        "amount",
+        "currency",
+        "provider",
+        "checkout_ref",
+        "payment_ref",
+        "is_renewal",
+        "plan",
+        "donor",
+        "source",
+        "created_at",
+        "paid_at",
+        "failed_at",
+        "failure_reason",
+        "attempts",
+        "refunded_amount",
+        "dispute_status",
+        "receipt_sent_at",
+        "is_public",
+        "public_name",
+        "message",
+    ]
+
+
+class PlanFilterSet(WagtailFilterSet):
+    created_at = django_filters.DateFromToRangeFilter(
+        label=_("Started"), widget=DateRangePickerWidget
+    )
+
+    class Meta:
+        model = RecurringPlan
+        fields = ["status", "frequency", "currency", "provider", "created_at"]
+
+
+class RecurringPlanViewSet(ReadOnlyViewSet):
+    model = RecurringPlan
+    icon = "repeat"
+    menu_label = _("Recurring plans")
+    index_view_class = PlanIndexView
+    filterset_class = PlanFilterSet
+    list_display = [
+        "id",
+        AmountColumn("amount", label=_("Amount")),
+        "frequency",
+        "status",
+        "provider",
+        "failed_attempts",
+        "created_at",
+    ]
+    list_export = [
+        "id",
+        "created_at",
+        "amount",
+        "currency",
+        "frequency",
+        "status",
+        "provider",
+        "provider_ref",
+        "failed_attempts",
+        "last_paid_at",
+        "cancelled_at",
+        "donor_id",
+    ]
+    export_filename = "recurring-plans"
+
+
+class DonorFilterSet(WagtailFilterSet):
+    email = django_filters.CharFilter(label=_("Exact email"), method="filter_email")
+
+    def filter_email(self, queryset, name, value):
+        return queryset.filter(email_index=email_index(value)) if value else queryset
+
+    class Meta:
+        model = Donor
+        fields = ["email"]
+
+
+class DonorActionsColumn(Column):
+    def get_value(self, instance):
+        if instance.erased_at:
+            return _("erased")
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("contributions_donor:export", args=[instance.pk]),
+            _("Export data"),
+            reverse("contributions_donor:erase", args=[instance.pk]),
+            _("Erase"),
+        )
+
+
+class DonorViewSet(ReadOnlyViewSet):
+    model = Donor
+    icon = "user"
+    menu_label = _("Donors")
+    url_namespace = "contributions_donor"
+    filterset_class = DonorFilterSet
+    list_display = ["id", "__str__", "created_at", DonorActionsColumn("actions", label="")]
+    inspect_view_fields = ["id", "email", "name", "created_at", "erased_at"]
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("<int:pk>/export/", self.export_view, name="export"),
+            path("<int:pk>/erase/", self.erase_view, name="erase"),
+        ]
+
+    def export_view(self, request, pk):
+        if not request.user.has_perm("contributions.view_donor"):
+            raise PermissionDenied
+        donor = get_object_or_404(Donor, pk=pk)
+        data = json.dumps(services.export_donor(donor), indent=2, ensure_ascii=False)
+        response = HttpResponse(data, content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="donor-{donor.pk}.json"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def erase_view(self, request, pk):
+        if not request.user.has_perm("contributions.delete_donor"):
+            raise PermissionDenied
+        donor = get_object_or_404(Donor, pk=pk)
+        if request.method == "POST":
+            services.erase_donor(donor)
+            messages.success(request, _("The donor's personal data is erased."))
+            return redirect("contributions_donor:index")
+        return TemplateResponse(
+            request,
+            "contributions/admin/confirm_erase.html",
+            {"donor": donor, "plans": donor.plans.filter(status__in=["active", "past_due"])},
+        )
+
+
+class ProviderEventFilterSet(WagtailFilterSet):
+    class Meta:
+        model = ProviderEvent
+        fields = ["provider", "status", "event_type"]
+
+
+class ProviderEventViewSet(ReadOnlyViewSet):
+    model = ProviderEvent
+    icon = "resubmit"
+    menu_label = _("Provider events")
+    filterset_class = ProviderEventFilterSet
+    list_display = ["event_id", "provider", "event_type", "status", "attempts", "received_at"]
+    inspect_view_fields = [
+        "provider",
+        "event_id",
+        "event_type",
+        "status",
+        "error",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "payload",
+    ]
+
+
+class AmountPresetViewSet(ModelViewSet):
+    model = AmountPreset
+    icon = "list-ul"
+    menu_label = _("Preset amounts")
+    form_fields = ["frequency", "currency", "amount", "suggested", "sort_order"]
+    list_display = ["__str__", "frequency", "currency", "amount", "suggested", "sort_order"]
+    list_filter = ["frequency", "currency"]
+
+
+class GivingGroup(ViewSetGroup):
+    menu_label = _("Giving")
+    menu_icon = "pick"
+    menu_order = 250
+    items = (
+        ContributionViewSet("contributions_contribution"),
+        RecurringPlanViewSet("contributions_plan"),
+        DonorViewSet("contributions_donor"),
+        ProviderEventViewSet("contributions_event"),
+        AmountPresetViewSet("contributions_preset"),
+    )
+
+
+@hooks.register("register_admin_viewset")
+def register_giving():
+    return GivingGroup()
