@@ -95,6 +95,8 @@ def test_remind_me_later_snoozes_the_appeal_then_it_returns(page: Page, live_ser
     expect(visible_appeal(page)).to_have_count(1)
     visible_appeal(page).get_by_role("button", name="Remind me later").click()
     expect(visible_appeal(page)).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text("Thank you. We will remind you in a few days.")
+    expect(page.locator(".appeal-snoozed")).to_be_focused()
     for url in articles[1:3]:
         page.goto(live_server.url + url)
         expect(page.locator(".appeal-slot .campaign").first).to_be_hidden()
