@@ -91,6 +91,17 @@ def _frequency_labels():
     return [(f.value, f.label) for f in Frequency]
 
 
+def _choices(context):
+    """The giving options, asked once per request (banner and appeal share them)."""
+    request = context.get("request")
+    choices = getattr(request, "_masthead_giving_choices", None)
+    if choices is None:
+        choices = giving_choices()
+        if request is not None:
+            request._masthead_giving_choices = choices
+    return choices
+
+
 def _supporter_days() -> dict[str, int]:
     return settings.MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS
 
@@ -101,7 +112,7 @@ def support_banner(context) -> dict:
     page = context.get("page")
     page = page if hasattr(page, "pk") and hasattr(page, "get_parent") else None
     language = get_language()
-    choices = giving_choices()
+    choices = _choices(context)
     banners = eligible_campaigns(Placement.BANNER, page=page, language=language)
     overlays = eligible_campaigns(Placement.OVERLAY, page=page, language=language)
     for campaign in banners + overlays:
@@ -124,7 +135,7 @@ def support_banner(context) -> dict:
 def appeal(context, page=None) -> dict:
     """The end-of-article appeal: every eligible appeal campaign and its variants."""
     campaigns = eligible_campaigns(Placement.APPEAL, page=page, language=get_language())
-    choices = giving_choices()
+    choices = _choices(context)
     action, method = _checkout()
     for campaign in campaigns:
         for variant in campaign.variant_list:
