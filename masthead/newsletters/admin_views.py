@@ -159,6 +159,7 @@ def send_page(request, pk):
         "edit_url": reverse("wagtailsnippets_newsletters_edition:edit", args=[edition.pk]),
         "scheduled_local": timezone.localtime(edition.scheduled_at, zone)
         if edition.scheduled_at else None,
+        "links": edition.links.order_by("-clicks", "pk"),
         "recipients_now": edition.newsletter.subscriptions.filter(
             status="confirmed", subscriber__suppressed_at__isnull=True
         ).count(),

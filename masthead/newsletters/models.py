@@ -391,6 +391,23 @@ class DeliveryRecipient(models.Model):
         return f"{self.subscription_id}: {self.state}"
 
 
+class EditionLink(models.Model):
+    """Aggregate click count of one link in an edition — only when an operator turns
+    ``MASTHEAD_NEWSLETTER_CLICK_COUNTS`` on; never who clicked."""
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="links")
+    url = models.URLField(max_length=2000)
+    clicks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["edition", "url"], name="one_counter_per_link")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.clicks})"
+
+
 class ProviderEvent(models.Model):
     """A bounce/complaint event from an email provider, stored once (idempotent replays)."""
 

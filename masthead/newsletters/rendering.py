@@ -127,10 +127,30 @@ def render_edition(edition) -> RenderedEdition:
         raw_html = render_to_string("newsletters/email/edition.html", context)
         text = render_to_string("newsletters/email/edition.txt", context)
     inlined = _inliner.inline(absolutise(raw_html))
+    if settings.MASTHEAD_NEWSLETTER_CLICK_COUNTS and edition.pk:
+        inlined = count_clicks(edition, inlined)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedEdition(
         subject=edition.subject, html=inlined, text=text, newsletter=edition.newsletter
     )
+
+
+_HREF = re.compile(r'href="(https?://[^"]+)"')
+
+
+def count_clicks(edition, html_body: str) -> str:
+    """Send the HTML part's links through an aggregate counter (opt-in, see docs): one row
+    per link per edition, nothing per reader. The unsubscribe link is left alone."""
+    from .models import EditionLink
+
+    def replace(match):
+        url = html.unescape(match.group(1))
+        link, _ = EditionLink.objects.get_or_create(edition=edition, url=url[:2000])
+        with translation.override(edition.newsletter.language):
+            path = reverse("newsletters:click", args=[edition.pk, link.pk])
+        return f'href="{settings.MASTHEAD_BASE_URL}{path}"'
+
+    return _HREF.sub(replace, html_body)
 
 
 # --- Personalisation -------------------------------------------------------------------------

@@ -97,6 +97,20 @@ def latest(request):
     return _edition_response(request, found)
 
 
+@never_cache
+def click(request, edition, link):
+    """Count a click on an edition's link (aggregate only) and go on to it. Only links that
+    the edition itself contains exist here, so this is no open redirect."""
+    from django.db.models import F
+    from django.http import HttpResponseRedirect
+
+    from .models import EditionLink
+
+    found = get_object_or_404(EditionLink, pk=link, edition_id=edition)
+    EditionLink.objects.filter(pk=found.pk).update(clicks=F("clicks") + 1)
+    return HttpResponseRedirect(found.url)
+
+
 # --- Sign-up ----------------------------------------------------------------------------------
 
 

@@ -200,3 +200,30 @@ def test_admin_pages_need_permission(client, django_user_model, newsletter, edit
     client.force_login(user)
     response = client.get(f"/admin/newsletters/edition/{edition.pk}/progress/")
     assert response.status_code in (302, 403)
+
+
+def test_no_click_tracking_by_default_and_only_aggregate_counts_when_on(
+    client, newsletter, edition_factory, settings
+):
+    from masthead.newsletters.models import EditionLink
+
+    edition = edition_factory(newsletter)
+    article_url = edition.articles()[0].article.full_url
+    assert f'href="{article_url}"' in render_edition(edition).html
+    assert not EditionLink.objects.exists()
+
+    settings.MASTHEAD_NEWSLETTER_CLICK_COUNTS = True
+    html = render_edition(edition).html
+    assert f'href="{article_url}"' not in html and "/newsletter/r/" in html
+    assert "%%MASTHEAD_UNSUBSCRIBE%%" in html  # the unsubscribe link is never rewritten
+    link = EditionLink.objects.get(edition=edition, url=article_url)
+    path = f"/newsletter/r/{edition.pk}/{link.pk}/"
+    assert path in html
+    for _ in range(2):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"] == article_url
+        assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+    link.refresh_from_db()
+    assert link.clicks == 2
+    # Only the edition's own links exist: no open redirect.
+    assert client.get(f"/newsletter/r/{edition.pk + 1}/{link.pk}/").status_code == 404
