@@ -479,3 +479,6 @@ MASTHEAD_NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("MASTHEAD_NEWSLETTER_SOFT_BOUNCE
 MASTHEAD_PRIVACY_POLICY_VERSION = env("MASTHEAD_PRIVACY_POLICY_VERSION")
 # Behind a reverse proxy, rate-limit sign-ups by the first X-Forwarded-For address.
 MASTHEAD_NEWSLETTER_TRUST_FORWARDED_FOR = env_bool("MASTHEAD_BEHIND_PROXY")
+# Off by default: no open or click tracking. On: the HTML part's links count clicks per link
+# and edition (aggregate only, nothing per reader), shown on the edition's send page.
+MASTHEAD_NEWSLETTER_CLICK_COUNTS = env_bool("MASTHEAD_NEWSLETTER_CLICK_COUNTS", False)
