@@ -19,7 +19,10 @@ MAX_QUERY = 200
 
 
 def search(request):
-    query = request.GET.get("q", "").strip()
+    # Control characters (NUL above all, which PostgreSQL refuses in text) never mean anything
+    # in a search: drop them rather than fail.
+    query = "".join(ch if ch.isprintable() else " " for ch in request.GET.get("q", ""))
+    query = " ".join(query.split())
     results: list = []
     error = ""
     if len(query) > MAX_QUERY:
