@@ -86,6 +86,7 @@ class RecurringPlan(models.Model):
         null=True, blank=True, help_text="Provider time of the amount/frequency in force."
     )
     dunning_notified_at = models.DateTimeField(null=True, blank=True)
+    dunning_notified_attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -586,7 +586,11 @@ def _save_plan(plan: RecurringPlan) -> None:
     dunning = (
         plan.status == PlanStatus.PAST_DUE
         and plan.last_failed_at is not None
-        and (plan.dunning_notified_at is None or plan.last_failed_at > plan.dunning_notified_at)
+        and (
+            plan.dunning_notified_at is None
+            or plan.last_failed_at > plan.dunning_notified_at
+            or plan.failed_attempts > plan.dunning_notified_attempts
+        )
     )
     give_up = (
         plan.status == PlanStatus.PAST_DUE
@@ -599,6 +603,7 @@ def _save_plan(plan: RecurringPlan) -> None:
         dunning = False
     if dunning:
         plan.dunning_notified_at = plan.last_failed_at
+        plan.dunning_notified_attempts = plan.failed_attempts
     plan.save()
     from . import tasks
 

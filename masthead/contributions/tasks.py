@@ -85,8 +85,11 @@ def cancel_plan_at_provider(plan_id: int, reason: str = "dunning") -> None:
         emails.send_cancellation(plan, after_failures=True)
 
 
-def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
-    """Ask providers about payments stuck in pending, and retry events that failed."""
+def reconcile(now: dt.datetime | None = None, progress=None) -> dict[str, int]:
+    """Ask providers about payments stuck in pending, and retry events that failed.
+
+    ``progress`` may wrap the list of stuck payments (the command passes ``tqdm``).
+    """
     from .providers import ProviderError, UnknownProvider, get_provider
     from .services import process_event, record_findings
 
@@ -96,7 +99,8 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
         status=ContributionStatus.PENDING, created_at__lt=now - after, is_renewal=False
     ).filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=now - after))
     report = {"checked": 0, "updated": 0, "abandoned": 0, "retried": 0}
-    for contribution in stuck.order_by("created_at")[:500]:
+    batch = list(stuck.order_by("created_at")[:500])
+    for contribution in progress(batch) if progress else batch:
         report["checked"] += 1
         try:
             provider = get_provider(contribution.provider)

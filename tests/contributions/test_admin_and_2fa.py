@@ -27,8 +27,10 @@ def verified_login(client, user):
     client.force_login(user)
     response = client.post(
         reverse("donor_otp_verify"),
-        {"otp_token": f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}",
-         "next": "/admin/"},
+        {
+            "otp_token": f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}",
+            "next": "/admin/",
+        },
     )
     assert response.status_code == 302 and response["Location"] == "/admin/"
     return device
@@ -47,12 +49,22 @@ def make_records():
     ]
     for amount, currency, frequency, paid, refunded in rows:
         Contribution.objects.create(
-            donor=donor, amount=amount, currency=currency, frequency=frequency,
-            provider="sandbox", paid_at=paid, refunded_amount=refunded, source="-1+1",
+            donor=donor,
+            amount=amount,
+            currency=currency,
+            frequency=frequency,
+            provider="sandbox",
+            paid_at=paid,
+            refunded_amount=refunded,
+            source="-1+1",
             status="succeeded" if paid else "pending",
         )
     RecurringPlan.objects.create(
-        donor=donor, provider="sandbox", frequency="annual", amount=12000, currency="USD",
+        donor=donor,
+        provider="sandbox",
+        frequency="annual",
+        amount=12000,
+        currency="USD",
         status="active",
     )
     return donor
@@ -93,13 +105,14 @@ def test_staff_with_a_device_must_enter_a_code(client, site):
 def test_editors_without_donor_permissions_and_the_login_page_are_untouched(client, site):
     assert client.get("/admin/login/").status_code == 200
     editor = User.objects.create_user("ed", "ed@example.org", "correct horse battery")
-    editors = Group.objects.get(name="Editors") if Group.objects.filter(name="Editors").exists() \
+    editors = (
+        Group.objects.get(name="Editors")
+        if Group.objects.filter(name="Editors").exists()
         else Group.objects.create(name="Editors")
+    )
     editors.permissions.add(Permission.objects.get(codename="access_admin"))
     editor.groups.add(editors)
-    response = client.post(
-        "/admin/login/", {"username": "ed", "password": "correct horse battery"}
-    )
+    response = client.post("/admin/login/", {"username": "ed", "password": "correct horse battery"})
     assert response.status_code == 302
     assert client.get("/admin/").status_code == 200
     # Given the right to see contributions, the same editor must now use two factors.

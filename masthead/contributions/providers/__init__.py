@@ -15,7 +15,14 @@ from django.utils.module_loading import import_string
 
 from .base import PaymentProvider, ProviderError, WebhookError
 
-__all__ = ["PaymentProvider", "ProviderError", "WebhookError", "get_provider", "enabled_providers"]
+__all__ = [
+    "PaymentProvider",
+    "ProviderError",
+    "UnknownProvider",
+    "WebhookError",
+    "enabled_providers",
+    "get_provider",
+]
 
 
 class UnknownProvider(LookupError):

@@ -144,7 +144,7 @@ class PaymentProvider:
 def from_timestamp(seconds: int | float | str | None) -> dt.datetime:
     if seconds in (None, ""):
         return dt.datetime.now(dt.UTC)
-    return dt.datetime.fromtimestamp(int(seconds), dt.UTC)
+    return dt.datetime.fromtimestamp(float(seconds), dt.UTC)
 
 
 def parse_iso(value: str | None) -> dt.datetime:

@@ -70,7 +70,7 @@ class SandboxProvider(PaymentProvider):
             {
                 "id": f"evt_sbx_{secrets.token_hex(12)}",
                 "type": event_type,
-                "created": int(time.time()),
+                "created": round(time.time(), 6),  # sub-second: events in one request stay ordered
                 "data": data,
             }
         ).encode()
