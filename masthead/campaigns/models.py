@@ -24,7 +24,7 @@ from wagtail.admin.panels import (
     MultiFieldPanel,
 )
 from wagtail.fields import RichTextField
-from wagtail.models import Orderable, TranslatableMixin
+from wagtail.models import Orderable, PreviewableMixin, TranslatableMixin
 from wagtail.search import index
 
 
@@ -57,7 +57,7 @@ class CampaignQuerySet(models.QuerySet):
         )
 
 
-class Campaign(TranslatableMixin, index.Indexed, ClusterableModel):
+class Campaign(PreviewableMixin, TranslatableMixin, index.Indexed, ClusterableModel):
     """One prompt in one placement, with the rules that decide when a reader sees it."""
 
     name = models.CharField(
@@ -144,6 +144,23 @@ class Campaign(TranslatableMixin, index.Indexed, ClusterableModel):
 
     def __str__(self) -> str:
         return self.name
+
+    # --- preview in the admin: every variant as readers would see it ---
+
+    def get_preview_template(self, request, mode_name):
+        return "campaigns/preview.html"
+
+    def get_preview_context(self, request, mode_name):
+        from .templatetags.campaigns_tags import _checkout, prepare_variants
+
+        context = super().get_preview_context(request, mode_name)
+        variants = list(self.variants.all())
+        prepare_variants(self, variants)
+        context.update(
+            campaign=self, variants=variants, placement=self.placement,
+            action=_checkout()[0], method=_checkout()[1],
+        )
+        return context
 
     def clean(self) -> None:
         super().clean()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,24 @@ def test_demo_campaigns_are_idempotent_and_as_specified(demo):
     assert overlay.placement == "overlay" and not overlay.enabled
     russian = Campaign.objects.get(name="Support banner", locale__language_code="ru")
     assert russian.translation_key == banner.translation_key
+
+
+def test_preview_shows_every_variant_of_each_placement(demo, editor_client):
+    appeal = Campaign.objects.get(name="End-of-article appeal", locale__language_code="en")
+    response = appeal.make_preview_request(preview_mode="")
+    html = response.content.decode() if hasattr(response, "content") else response.rendered_content
+    assert response.status_code == 200
+    a, b = appeal.variants.order_by("sort_order")
+    assert f'data-variant="{a.pk}"' in html and f'data-variant="{b.pk}"' in html
+    assert html.count('<aside class="appeal"') == 2
+    assert not re.search(r'<aside class="appeal"[^>]*hidden', html)
+    assert "Dear reader," in html and "You have just read a story" in html
+    banner = Campaign.objects.get(name="Support banner", locale__language_code="en")
+    assert "Support The Lantern!" in banner.make_preview_request(preview_mode="").content.decode()
+    overlay = Campaign.objects.get(name="Overlay: before you go")
+    assert "Keep The Lantern independent" in overlay.make_preview_request(
+        preview_mode=""
+    ).content.decode()
+    edit = editor_client.get(f"/admin/snippets/campaigns/campaign/edit/{appeal.pk}/")
+    assert edit.status_code == 200
+    assert "preview" in edit.content.decode()

@@ -85,6 +85,16 @@ def _appeal_form(campaign: Campaign, variant: Variant, choices) -> dict:
     }
 
 
+def prepare_variants(campaign: Campaign, variants: list[Variant], choices=None) -> None:
+    """Attach what the templates render: ``href`` (banner, overlay) or ``form`` (appeal)."""
+    choices = choices or giving_choices()
+    for variant in variants:
+        if campaign.placement == Placement.APPEAL:
+            variant.form = _appeal_form(campaign, variant, choices)
+        else:
+            variant.href = _link(campaign, variant, choices)
+
+
 def _frequency_labels():
     from ..models import Frequency
 
@@ -116,8 +126,7 @@ def support_banner(context) -> dict:
     banners = eligible_campaigns(Placement.BANNER, page=page, language=language)
     overlays = eligible_campaigns(Placement.OVERLAY, page=page, language=language)
     for campaign in banners + overlays:
-        for variant in campaign.variant_list:
-            variant.href = _link(campaign, variant, choices)
+        prepare_variants(campaign, campaign.variant_list, choices)
     supporter = _supporter_days()
     return {
         "outlet_name": context.get("outlet_name"),
@@ -138,8 +147,7 @@ def appeal(context, page=None) -> dict:
     choices = _choices(context)
     action, method = _checkout()
     for campaign in campaigns:
-        for variant in campaign.variant_list:
-            variant.form = _appeal_form(campaign, variant, choices)
+        prepare_variants(campaign, campaign.variant_list, choices)
     return {
         "outlet_name": context.get("outlet_name"),
         "page": page,
