@@ -181,12 +181,14 @@ def test_bad_lines_are_reported_with_line_numbers_and_good_lines_import(site, wo
         article("good-2", body="# Title\n\nText", body_format="markdown"),             # 17
     ]
     path = write_jsonl(workdir / "mixed.jsonl", lines)
+    with path.open("ab") as handle:
+        handle.write(b'{"external_id": "latin-1", "headline": "Caf\xe9"}\r\n')       # 18
     files_before = stored_originals()
 
     report = import_file(path)
 
     reasons = dict(report.errors)
-    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16], reasons
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 18], reasons
     assert reasons[2].startswith("invalid JSON")
     assert reasons[3] == "headline is required"
     assert "unknown licence 'Do what you like'" in reasons[4]
@@ -201,12 +203,21 @@ def test_bad_lines_are_reported_with_line_numbers_and_good_lines_import(site, wo
     assert "body_format" in reasons[14]
     assert "not a readable image" in reasons[15]
     assert "translation_of 'nobody'" in reasons[16]
+    assert reasons[18] == "line is not valid UTF-8"
     assert report.created == 2
     assert set(ArticlePage.objects.values_list("external_id", flat=True)) == {"good-1", "good-2"}
     # Atomic per line: the failed line 16 left no page, no section, no image row, no file.
     assert not SectionPage.objects.filter(title="Ghost section").exists()
     assert NewsImage.objects.count() == 1
     assert len(stored_originals() - files_before) == 1
+
+
+def test_byte_order_mark_and_windows_line_endings_are_accepted(site, workdir):
+    path = workdir / "windows.jsonl"
+    lines = [json.dumps(article("win-1")), json.dumps(article("win-2"))]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    report = import_file(path)
+    assert (report.created, report.errors) == (2, [])
 
 
 def test_command_reports_errors_and_progress_on_stderr(site, workdir):

@@ -457,7 +457,8 @@ def import_file(
                 if too_long:
                     raise ImportError_("line is longer than 2 MB")
                 try:
-                    data = json.loads(raw.decode("utf-8"))
+                    # utf-8-sig: files saved by Windows editors start with a byte-order mark.
+                    data = json.loads(raw.decode("utf-8-sig"))
                 except UnicodeDecodeError:
                     raise ImportError_("line is not valid UTF-8")
                 except json.JSONDecodeError as exc:
