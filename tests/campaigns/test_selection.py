@@ -201,6 +201,12 @@ def test_overlay_renders_only_when_enabled(demo, client, settings):
     assert '<dialog class="campaign-overlay campaign"' in html
     assert "<dialog class=\"campaign-overlay campaign\" data-campaign" in html
     assert " open" not in re.search(r"<dialog[^>]*>", html).group(0)
+    # Never over another app's pages (the give page, the newsletter pages).
+    for url in ("/support/", "/newsletter/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "<dialog" not in response.content.decode(), url
+        assert "support-banner-slot" in response.content.decode(), url
 
 
 def test_russian_pages_get_the_russian_campaigns(demo, client):

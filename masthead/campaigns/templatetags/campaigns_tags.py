@@ -124,7 +124,11 @@ def support_banner(context) -> dict:
     language = get_language()
     choices = _choices(context)
     banners = eligible_campaigns(Placement.BANNER, page=page, language=language)
-    overlays = eligible_campaigns(Placement.OVERLAY, page=page, language=language)
+    # Overlays interrupt reading, so only on the newsroom's own pages: never over a checkout,
+    # a sign-up confirmation or another app's form.
+    overlays = (
+        eligible_campaigns(Placement.OVERLAY, page=page, language=language) if page else []
+    )
     for campaign in banners + overlays:
         prepare_variants(campaign, campaign.variant_list, choices)
     supporter = _supporter_days()
