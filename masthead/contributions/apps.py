@@ -12,7 +12,7 @@ class ContributionsConfig(AppConfig):
     def ready(self) -> None:
         from masthead.core.signals import invalidate_on_save
 
-        from . import tasks  # noqa: F401  (registers the reconciliation with the scheduler)
+        from . import checks, tasks  # noqa: F401  (system checks; the reconciliation job)
         from .models import AmountPreset
 
         # The give page (a cached reader page) shows the presets.

@@ -175,3 +175,24 @@ def test_oversized_webhook_is_refused(client, site):
         content_type="application/json",
     )
     assert response.status_code == 413
+
+
+def test_system_checks_catch_misconfigured_providers(settings):
+    from masthead.contributions.checks import check_payment_providers
+
+    settings.MASTHEAD_PAYMENT_PROVIDERS = {
+        "stripe": {"BACKEND": "masthead.contributions.providers.stripe.StripeProvider"},
+        "paypal": {"BACKEND": "masthead.contributions.providers.paypal.PayPalProvider"},
+        "sandbox": {"BACKEND": "masthead.contributions.providers.sandbox.SandboxProvider"},
+        "bogus": {"BACKEND": "masthead.nowhere.Provider"},
+    }
+    settings.STRIPE_SECRET_KEY = ""
+    settings.PAYPAL_CLIENT_ID = ""
+    settings.PRODUCTION = True
+    ids = sorted(problem.id for problem in check_payment_providers())
+    assert ids == [
+        "contributions.E002",
+        "contributions.E003",
+        "contributions.E004",
+        "contributions.W001",
+    ]
