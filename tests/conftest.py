@@ -148,3 +148,30 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "locale": "en-GB", "service_workers": "block"}
+
+
+# --- Staff sign-in ---------------------------------------------------------------------------
+
+
+def sign_in_verified(client, user):
+    """Sign ``user`` in with a confirmed TOTP device verified for the session.
+
+    Staff who can see donor data (superusers included) must pass two-factor authentication
+    before the admin lets them in (masthead.contributions.security).
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="test phone", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
+
+
+@pytest.fixture
+def admin_client(db, client, admin_user):
+    """pytest-django's admin_client, signed in with two-factor authentication verified."""
+    sign_in_verified(client, admin_user)
+    return client
