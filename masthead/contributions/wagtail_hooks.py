@@ -43,6 +43,7 @@ from .models import (
     RecurringPlan,
 )
 from .money import format_money
+from .providers import ProviderError
 
 READ_ONLY_VIEWS = {"add", "edit", "delete", "copy", "history", "usage"}
 
@@ -289,7 +290,18 @@ class DonorViewSet(ReadOnlyViewSet):
             raise PermissionDenied
         donor = get_object_or_404(Donor, pk=pk)
         if request.method == "POST":
-            services.erase_donor(donor)
+            try:
+                services.erase_donor(donor)
+            except ProviderError as exc:
+                messages.error(
+                    request,
+                    _(
+                        "Nothing was erased: a recurring plan could not be cancelled at the "
+                        "payment provider (%(error)s). Try again later."
+                    )
+                    % {"error": exc},
+                )
+                return redirect("contributions_donor:index")
             messages.success(request, _("The donor's personal data is erased."))
             return redirect("contributions_donor:index")
         return TemplateResponse(

@@ -165,3 +165,24 @@ def test_donor_export_and_erasure_from_the_admin(client, site):
     assert RecurringPlan.objects.get().status == "cancelled"
     assert services.donor_from_manage_token(token) is None
     assert not mail.outbox
+
+
+def test_erasure_changes_nothing_when_the_provider_cannot_cancel(client, site, stripe_api):
+    donor = make_records()
+    RecurringPlan.objects.create(
+        donor=donor,
+        provider="stripe",
+        provider_ref="sub_unknown_to_stripe",
+        frequency="monthly",
+        amount=500,
+        currency="USD",
+        status="active",
+    )
+    admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
+    verified_login(client, admin)
+    response = client.post(reverse("contributions_donor:erase", args=[donor.pk]), follow=True)
+    assert response.status_code == 200
+    assert "Nothing was erased" in response.content.decode()
+    donor.refresh_from_db()
+    assert donor.erased_at is None and donor.email == "erin@example.org"
+    assert stripe_api.calls("DELETE", "/v1/subscriptions/sub_unknown_to_stripe")
