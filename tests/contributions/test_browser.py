@@ -128,3 +128,38 @@ def test_monthly_from_the_contribution_page(page: Page, served):
     )
     assert page.context.cookies() == []
     assert problems == []
+
+
+def test_monthly_through_stripe_hosted_checkout_standin(page: Page, served, stripe_api, settings):
+    """The same flow with the real Stripe SDK and a local stand-in of Stripe's hosted checkout,
+    which sends its signed webhooks to our endpoint before returning the reader."""
+    from masthead.contributions.models import ProviderEvent
+
+    from .conftest import WHSEC
+
+    stripe_api.webhook_url = served + "/support/webhooks/stripe/"
+    stripe_api.webhook_secret = WHSEC
+    policy = settings.CONTENT_SECURITY_POLICY
+    directives = dict(policy["DIRECTIVES"])
+    directives["form-action"] = [*directives["form-action"], stripe_api.url]
+    settings.CONTENT_SECURITY_POLICY = {**policy, "DIRECTIVES": directives}
+    problems = watch_console(page)
+
+    page.goto(served + "/support/?frequency=monthly&amount=500&currency=USD")
+    form = page.locator("form.give-form")
+    expect(form.get_by_label("Monthly")).to_be_checked()
+    form.get_by_label("Card, Apple Pay, Google Pay (Stripe)").check()
+    form.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Stripe test checkout")).to_be_visible()
+    expect(page.get_by_text("Pay 5.00 USD")).to_be_visible()
+    page.get_by_label("Email").fill("stripe.reader@example.org")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+    expect(page.locator(".thanks-confirmed")).to_contain_text("monthly support of $5")
+    assert ProviderEvent.objects.filter(provider="stripe", status="processed").count() == 2
+
+    cancel_from_manage_page(page, receipt_manage_link("stripe.reader@example.org"))
+    plan = RecurringPlan.objects.get(provider="stripe")
+    assert plan.status == "cancelled"
+    assert stripe_api.calls("DELETE", f"/v1/subscriptions/{plan.provider_ref}")
+    assert problems == []
