@@ -383,6 +383,8 @@ class PayPalStandIn(StandIn):
         return dict(parse_qsl(body.decode()))
 
     def handle(self, method, path, headers, body):
+        if path.startswith(("/checkoutnow/", "/subscribe/")):
+            return self._hosted(method, path, body)
         if path == "/v1/oauth2/token":
             expected = base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
             if headers.get("Authorization") != f"Basic {expected}":
@@ -415,7 +417,7 @@ class PayPalStandIn(StandIn):
                         "method": "GET",
                     },
                     {
-                        "href": f"{self.url}/checkoutnow?token=ORDER{n}",
+                        "href": f"{self.url}/checkoutnow/ORDER{n}",
                         "rel": "payer-action",
                         "method": "GET",
                     },
@@ -470,8 +472,9 @@ class PayPalStandIn(StandIn):
                 "plan_id": body["plan_id"],
                 "custom_id": body.get("custom_id"),
                 "links": [
-                    {"href": f"{self.url}/subscribe?ba={n}", "rel": "approve", "method": "GET"}
+                    {"href": f"{self.url}/subscribe/I-{n}", "rel": "approve", "method": "GET"}
                 ],
+                "return_url": (body.get("application_context") or {}).get("return_url"),
             }
             self.subscriptions[sub["id"]] = sub
             return 201, sub
@@ -490,6 +493,49 @@ class PayPalStandIn(StandIn):
         if method == "POST" and path == "/v1/notifications/verify-webhook-signature":
             return 200, {"verification_status": self._verify(body)}
         return 404, {"name": "RESOURCE_NOT_FOUND", "message": path}
+
+    # --- the approval pages a reader's browser sees -----------------------------------
+
+    webhook_url = ""
+    webhook_id = ""
+
+    def _hosted(self, method, path, form):
+        kind, _, ref = path.strip("/").partition("/")
+        resource = (self.orders if kind == "checkoutnow" else self.subscriptions).get(ref)
+        if resource is None:
+            return 404, "<h1>Unknown</h1>"
+        if method == "GET":
+            button = "Pay now" if kind == "checkoutnow" else "Agree and subscribe"
+            return 200, (
+                "<!DOCTYPE html><html lang=en><title>PayPal test checkout</title>"
+                "<h1>PayPal test checkout</h1>"
+                f'<form method=post action="/{kind}/{ref}">'
+                "<label for=email>PayPal email</label><input id=email name=email type=email>"
+                f"<button>{button}</button></form></html>"
+            )
+        email = form.get("email", "")
+        if kind == "checkoutnow":
+            self.approve_order(ref, email)
+            return 303, "", {"Location": f"{resource['return_url']}?token={ref}&PayerID=P1"}
+        events = self.approve_subscription(ref, email)
+        self.lock.release()  # our server calls back to verify the signatures
+        try:
+            for event in events:
+                self.post_webhook(event)
+        finally:
+            self.lock.acquire()
+        location = f"{resource['return_url']}?subscription_id={ref}&ba_token=BA-1&token=T1"
+        return 303, "", {"Location": location}
+
+    def post_webhook(self, event: dict) -> int:
+        import urllib.request
+
+        body, headers = self.signed(event, self.webhook_id)
+        request = urllib.request.Request(
+            self.webhook_url, data=body, headers={"Content-Type": "application/json", **headers}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
 
     # --- webhooks signed like PayPal ----------------------------------------------------
 

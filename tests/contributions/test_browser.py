@@ -163,3 +163,44 @@ def test_monthly_through_stripe_hosted_checkout_standin(page: Page, served, stri
     assert plan.status == "cancelled"
     assert stripe_api.calls("DELETE", f"/v1/subscriptions/{plan.provider_ref}")
     assert problems == []
+
+
+def test_monthly_through_paypal_approval_standin(page: Page, served, settings):
+    """The same flow with PayPal's official SDK and a stand-in of PayPal's approval page,
+    which sends RSA-signed webhooks (verified through its verify API) before returning."""
+    from .standins import PayPalStandIn
+
+    standin = PayPalStandIn()
+    try:
+        settings.MASTHEAD_PAYMENT_PROVIDERS = {
+            "paypal": {"BACKEND": "masthead.contributions.providers.paypal.PayPalProvider"},
+        }
+        settings.PAYPAL_CLIENT_ID = standin.client_id
+        settings.PAYPAL_CLIENT_SECRET = standin.secret
+        settings.PAYPAL_WEBHOOK_ID = standin.webhook_id = "WH-browser"
+        settings.PAYPAL_API_BASE = standin.url
+        settings.PAYPAL_PRODUCT_ID = ""
+        standin.webhook_url = served + "/support/webhooks/paypal/"
+        policy = settings.CONTENT_SECURITY_POLICY
+        directives = dict(policy["DIRECTIVES"])
+        directives["form-action"] = [*directives["form-action"], standin.url]
+        settings.CONTENT_SECURITY_POLICY = {**policy, "DIRECTIVES": directives}
+        problems = watch_console(page)
+
+        page.goto(served + "/support/?frequency=monthly&amount=500&currency=USD")
+        form = page.locator("form.give-form")
+        expect(form.get_by_label("PayPal", exact=True)).to_be_checked()
+        form.get_by_role("button", name="Continue").click()
+        expect(page.get_by_role("heading", name="PayPal test checkout")).to_be_visible()
+        page.get_by_label("PayPal email").fill("paypal.reader@example.org")
+        page.get_by_role("button", name="Agree and subscribe").click()
+        expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+        expect(page.locator(".thanks-confirmed")).to_contain_text("monthly support of $5")
+
+        cancel_from_manage_page(page, receipt_manage_link("paypal.reader@example.org"))
+        plan = RecurringPlan.objects.get(provider="paypal")
+        assert plan.status == "cancelled"
+        assert standin.subscriptions[plan.provider_ref]["status"] == "CANCELLED"
+        assert problems == []
+    finally:
+        standin.close()

@@ -65,7 +65,7 @@ def test_one_time_gift_via_orders(client, site, paypal_api, on_commit):
     response = start(client)
     assert response.status_code == 303
     contribution = Contribution.objects.get()
-    assert response["Location"] == f"{paypal_api.url}/checkoutnow?token={contribution.checkout_ref}"
+    assert response["Location"] == f"{paypal_api.url}/checkoutnow/{contribution.checkout_ref}"
     [create] = paypal_api.calls("POST", "/v2/checkout/orders")
     assert create["headers"]["PayPal-Request-Id"] == f"masthead-order-{contribution.pk}"
     unit = create["body"]["purchase_units"][0]
@@ -106,7 +106,7 @@ def test_monthly_via_subscriptions_renewal_failure_and_cancel(client, site, payp
     plan = RecurringPlan.objects.get()
     first = Contribution.objects.get()
     assert plan.provider_ref == first.checkout_ref and plan.provider_ref.startswith("I-")
-    assert urlsplit(response["Location"]).path == "/subscribe"
+    assert urlsplit(response["Location"]).path == f"/subscribe/{plan.provider_ref}"
     [product] = paypal_api.calls("POST", "/v1/catalogs/products")
     [billing_plan] = paypal_api.calls("POST", "/v1/billing/plans")
     cycle = billing_plan["body"]["billing_cycles"][0]
