@@ -51,6 +51,13 @@ def format_money(amount: int, currency: str) -> str:
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
 
 
+def to_major_text(amount: int, currency: str) -> str:
+    """``750, "USD"`` → ``"7.50"``; ``1000`` → ``"10"`` (for prefilling an amount field)."""
+    exponent = EXPONENTS.get(currency, 2)
+    text = f"{Decimal(amount).scaleb(-exponent):.{exponent}f}"
+    return text[: -exponent - 1] if exponent and text.endswith("." + "0" * exponent) else text
+
+
 def validate_currency(value: str) -> str:
     code = (value or "").strip().upper()
     if code not in currencies():

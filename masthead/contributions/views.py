@@ -28,7 +28,7 @@ from masthead.core.pagecache import mark_public
 from . import services
 from .forms import ChangePlanForm, GiveForm, ManageLinkForm, SandboxPayForm
 from .models import Contribution, ContributionStatus, Frequency, PlanStatus
-from .money import currencies, format_money, parse_minor
+from .money import currencies, format_money, parse_minor, to_major_text
 from .options import giving_options
 from .providers import UnknownProvider, WebhookError, get_provider
 from .providers.base import EventKind, PaymentEvent, ProviderError
@@ -62,9 +62,8 @@ def _give_context(request: HttpRequest, form: GiveForm | None, **extra) -> dict:
     except ValueError:
         amount = None
     custom = ""
-    all_amounts = {a for f in options["frequencies"] for a in f["amounts"]}
-    if amount is not None and amount not in all_amounts:
-        custom = format_money(amount, options["currency"]).lstrip("$€£")
+    if amount is not None and amount not in selected["amounts"]:
+        custom = to_major_text(amount, options["currency"])
         amount = None
     if form is not None and form.is_bound:
         custom = data.get("custom_amount", "")[:30]
@@ -346,7 +345,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
     for plan in plans:
         plan.change_form = change_forms.get(plan.pk)
         plan.display_amount = format_money(plan.amount, plan.currency)
-        plan.major_amount = format_money(plan.amount, plan.currency).lstrip("$€£").replace(",", "")
+        plan.major_amount = to_major_text(plan.amount, plan.currency)
     contributions = [
         c
         for c in donor.contributions.select_related("plan").order_by("-created_at")

@@ -96,3 +96,15 @@ def test_monthly_through_sandbox_end_to_end(client, site, on_commit):
         assert Donor.objects.count() == 1
     finally:
         contribution_succeeded.disconnect(listener)
+
+
+def test_give_page_prefills_from_the_query_string(client, site):
+    html = client.get("/support/?frequency=once&amount=750&currency=GBP").content.decode()
+    assert 'id="custom_amount" name="custom_amount" value="7.50"' in html
+    assert 'id="freq-once" checked' in html and "£25" in html
+    html = client.get("/support/?frequency=monthly&amount=1000").content.decode()
+    assert '<input type="radio" name="amount" value="1000" checked>' in html
+    # Nonsense in the query string is ignored, not an error.
+    response = client.get("/support/?frequency=<x>&amount=-1&currency=ZZZ")
+    assert response.status_code == 200
+    assert 'id="freq-monthly" checked' in response.content.decode()
