@@ -205,3 +205,14 @@ def test_server_error_page_renders_without_the_database(db, django_assert_num_qu
         response = server_error(request)
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def test_every_environment_variable_is_documented():
+    """docs/operating.md names every variable settings.py reads (so operators can find it)."""
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "masthead" / "settings.py").read_text()
+    names = set(re.findall(r"\benv(?:_bool|_int|_list)?\(\s*\"([A-Z][A-Z0-9_]+)\"", source))
+    assert len(names) > 40
+    documented = (root / "docs" / "operating.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in documented)
+    assert missing == [], f"add these to docs/operating.md: {missing}"
