@@ -297,9 +297,12 @@ class AmountPreset(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        from .money import AmountError, validate_amount
+        from .money import AmountError, validate_amount, validate_currency
 
-        self.currency = (self.currency or "").upper()
+        try:
+            self.currency = validate_currency(self.currency or "")
+        except AmountError as exc:
+            raise ValidationError({"currency": str(exc)}) from exc
         try:
             validate_amount(self.amount, self.currency)
         except AmountError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
@@ -257,6 +258,14 @@ def webhook(request: HttpRequest, provider_key: str) -> HttpResponse:
     return JsonResponse({"status": event.status, "id": event.event_id}, status=status)
 
 
+def _client_ip(request: HttpRequest) -> str:
+    if settings.USE_X_FORWARDED_HOST:  # behind our own reverse proxy (MASTHEAD_BEHIND_PROXY)
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.META.get("REMOTE_ADDR", "")
+
+
 def _rate_limited(key: str, limit: int, seconds: int = 3600) -> bool:
     cache.add(key, 0, seconds)
     try:
@@ -280,7 +289,7 @@ def manage_request(request: HttpRequest) -> HttpResponse:
         from .tasks import send_manage_link
 
         index = email_index(form.cleaned_data["email"])
-        ip = request.META.get("REMOTE_ADDR", "")
+        ip = _client_ip(request)
         limited = _rate_limited(f"contrib:manage:e:{index}", 3) or _rate_limited(
             f"contrib:manage:ip:{ip}", 30
         )

@@ -186,3 +186,25 @@ def test_erasure_changes_nothing_when_the_provider_cannot_cancel(client, site, s
     donor.refresh_from_db()
     assert donor.erased_at is None and donor.email == "erin@example.org"
     assert stripe_api.calls("DELETE", "/v1/subscriptions/sub_unknown_to_stripe")
+
+
+def test_preset_amounts_are_validated_in_the_admin(client, site):
+    from masthead.contributions.models import AmountPreset
+
+    admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
+    verified_login(client, admin)
+    url = "/admin/contributions_preset/new/"
+    data = {"frequency": "monthly", "currency": "XYZ", "amount": "500", "sort_order": "0"}
+    response = client.post(url, data)
+    assert (
+        response.status_code == 200
+        and "Choose one of these currencies" in response.content.decode()
+    )
+    response = client.post(url, {**data, "currency": "usd", "amount": "150"})
+    assert "The smallest contribution we can accept is $2." in response.content.decode()
+    response = client.post(url, {**data, "currency": "usd", "amount": "700", "suggested": "on"})
+    assert response.status_code == 302
+    preset = AmountPreset.objects.get()
+    assert (preset.currency, preset.amount, preset.suggested) == ("USD", 700, True)
+    give = client.get("/support/?frequency=monthly&currency=USD").content.decode()
+    assert 'value="700" checked' in give
