@@ -197,21 +197,44 @@ def _qp(data: str) -> bytes:
     return binascii.b2a_qp(data.replace("\r\n", "\n").replace("\n", "\r\n").encode(), istext=True)
 
 
+def dot_stuff(data: bytes) -> bytes:
+    """SMTP transparency (RFC 5321 4.5.2): a line starting with "." gets another."""
+    data = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if data.startswith(b".") else data
+
+
 class _Split:
-    """A quoted-printable body split at the placeholders, for cheap per-recipient joins."""
+    """A quoted-printable body split at the placeholders, for cheap per-recipient joins.
+
+    The fixed parts are encoded and dot-stuffed for SMTP here, once; :meth:`fill` only
+    stuffs the short values (a value that starts a line and begins with "." included)."""
 
     def __init__(self, text: str):
         pattern = re.compile(f"({re.escape(UNSUBSCRIBE)}|{re.escape(GREETING)})")
         pieces = pattern.split(text)
-        self.parts: list[bytes | str] = []
+        self.parts: list[bytes | tuple[str, bool]] = []
+        previous = b"\n"
         for index, piece in enumerate(pieces):
             if index % 2:
-                self.parts.append(piece)  # a placeholder name
+                # (placeholder, does it start a line?)
+                self.parts.append((piece, previous.endswith(b"\n")))
+                previous = b"x"
             elif piece:
-                self.parts.append(_qp(piece))
+                encoded = _qp(piece)
+                self.parts.append(dot_stuff(encoded) if previous.endswith(b"\n") else
+                                  encoded.replace(b"\r\n.", b"\r\n.."))
+                previous = encoded
 
     def fill(self, values: dict[str, bytes]) -> bytes:
-        return b"".join(values[p] if isinstance(p, str) else p for p in self.parts)
+        out = []
+        for part in self.parts:
+            if isinstance(part, bytes):
+                out.append(part)
+            else:
+                name, line_start = part
+                value = values[name].replace(b"\r\n.", b"\r\n..")
+                out.append(b"." + value if line_start and value.startswith(b".") else value)
+        return b"".join(out)
 
 
 def _header(name: str, value: str) -> bytes:
@@ -314,7 +337,8 @@ class MessageTemplate:
         return f"<{self.message_id_prefix}.{recipient.subscription_id}@{self.host}>"
 
     def raw(self, recipient: Recipient) -> bytes:
-        """The complete message (CRLF line ends, not yet dot-stuffed)."""
+        """The complete message, CRLF line ends, dot-stuffed for SMTP's DATA (headers never
+        start with "."): send it followed by ".\r\n". For a parser, undo the stuffing."""
         url = self.unsubscribe_url(recipient.token)
         greeting = greeting_text(self.newsletter, recipient.name)
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{quote(recipient.token)}"

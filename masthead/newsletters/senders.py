@@ -94,7 +94,7 @@ class SMTPPipelineSender:
         return self.mail_from + b"RCPT TO:<" + recipient.email.encode("ascii") + b">\r\nDATA\r\n"
 
     def _data(self, recipient: Recipient) -> bytes:
-        return self.template.raw(recipient).replace(b"\r\n.", b"\r\n..") + b".\r\n"
+        return self.template.raw(recipient) + b".\r\n"
 
     def send(self, recipients: list[Recipient]) -> list[Result]:
         results: list[Result] = []

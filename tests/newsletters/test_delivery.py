@@ -59,6 +59,23 @@ def test_every_confirmed_subscriber_gets_one_personalised_message(
     assert one["List-Unsubscribe"] != by_to["reader8@example.org"]["List-Unsubscribe"]
 
 
+def test_lines_starting_with_a_dot_arrive_intact(smtp_server, newsletter, edition_factory):
+    server = smtp_server()
+    add_subscribers(newsletter, 1)
+    newsletter.greeting = "{name}"
+    newsletter.save()
+    from masthead.newsletters.models import Subscriber
+
+    Subscriber.objects.update(name=".Dot")
+    edition = edition_factory(newsletter)
+    edition.intro = "<p>.A paragraph that starts with a dot.</p><p>..and two.</p>"
+    edition.save()
+    assert delivery_run(delivery_start(edition, enqueue=False).pk).finished
+    text = server.parsed()[0].get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "\n.Dot\n" in text
+    assert "\n.A paragraph that starts with a dot.\n" in text and "\n..and two.\n" in text
+
+
 def test_transient_failures_are_retried_with_backoff_and_permanent_ones_recorded(
     smtp_server, newsletter, edition_factory, settings
 ):

@@ -28,7 +28,8 @@ def raw_message(edition, recipient):
         newsletter=edition.newsletter, subject=rendered.subject, html_body=rendered.html,
         text_body=rendered.text, message_id_prefix=f"edition-{edition.pk}",
     )
-    return template, message_from_bytes(template.raw(recipient), policy=policy.default)
+    data = template.raw(recipient).replace(b"\r\n..", b"\r\n.")  # undo SMTP dot-stuffing
+    return template, message_from_bytes(data, policy=policy.default)
 
 
 def test_the_email_has_list_headers_inlined_html_and_a_text_part(newsletter, edition_factory):
