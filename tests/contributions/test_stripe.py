@@ -225,3 +225,15 @@ def test_reconcile_asks_stripe_about_stuck_pending(client, site, stripe_api, on_
     assert contribution.status == ContributionStatus.SUCCEEDED
     assert len(mail.outbox) == 1
     assert stripe_api.calls("GET", f"/v1/checkout/sessions/{contribution.checkout_ref}")
+
+
+def test_thanks_page_while_stripe_has_not_confirmed_yet(client, site, stripe_api):
+    from masthead.contributions.services import checkout_token
+
+    start(client, frequency="monthly", amount="500", currency="USD")
+    contribution = Contribution.objects.get()
+    thanks = client.get(reverse("contributions:thanks", args=[checkout_token(contribution)]))
+    html = thanks.content.decode()
+    assert "We are confirming your contribution of $5" in html
+    assert 'data-frequency="monthly"' in html
+    assert "no-store" in thanks["Cache-Control"] and thanks["Referrer-Policy"] == "no-referrer"

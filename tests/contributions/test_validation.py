@@ -196,3 +196,28 @@ def test_system_checks_catch_misconfigured_providers(settings):
         "contributions.E004",
         "contributions.W001",
     ]
+
+
+def test_plan_changes_are_validated(client, site, on_commit):
+    from masthead.contributions.providers import get_provider
+
+    contribution, _url = services.start_contribution(
+        frequency="monthly", amount=500, currency="EUR", provider_key="sandbox"
+    )
+    with on_commit():
+        get_provider("sandbox").complete(contribution, "plan@example.org")
+    plan = contribution.plan
+    url = reverse("contributions:manage", args=[services.manage_token(Donor.objects.get())])
+    low = client.post(
+        url, {"plan": plan.pk, "action": "change", "amount": "1", "frequency": "monthly"}
+    )
+    assert low.status_code == 400
+    assert "The smallest contribution we can accept is €2." in low.content.decode()
+    once = client.post(
+        url, {"plan": plan.pk, "action": "change", "amount": "5", "frequency": "once"}
+    )
+    assert once.status_code == 400
+    junk = client.post(url, {"plan": "x", "action": "change"})
+    assert junk.status_code == 400
+    plan.refresh_from_db()
+    assert (plan.amount, plan.frequency, plan.status) == (500, "monthly", "active")
