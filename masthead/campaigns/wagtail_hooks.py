@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from wagtail.admin.ui.tables import BooleanColumn, Column, TitleColumn
+from wagtail.admin.ui.tables import BooleanColumn, Column, LocaleColumn, TitleColumn
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import InspectView, SnippetViewSet
 
@@ -51,6 +51,7 @@ class CampaignViewSet(SnippetViewSet):
                 label=_("Name"),
                 get_url=lambda obj: reverse(self.get_url_name("edit"), args=[obj.pk]),
             ),
+            LocaleColumn(),
             Column("get_placement_display", label=_("Placement")),
             BooleanColumn("enabled", label=_("Enabled")),
             Column("priority", label=_("Priority")),

@@ -96,6 +96,7 @@ def test_admin_lists_campaigns_and_shows_per_variant_results(demo, editor_client
     assert listing.status_code == 200
     html = listing.content.decode()
     assert "End-of-article appeal" in html and "Support banner" in html
+    assert "Russian" in html or "Русский" in html  # the locale column
     results_url = f"/admin/snippets/campaigns/campaign/inspect/{appeal.pk}/"
     assert results_url in html
     page = editor_client.get(results_url).content.decode()
