@@ -127,6 +127,31 @@ def test_sigkill_mid_send_then_restart_skips_nobody_and_repeats_only_in_flight(
     assert all(len(v) == 1 for v in ids.values())
 
 
+def test_sigterm_stops_gracefully_and_the_send_resumes_with_no_duplicate(
+    send_env, newsletter, edition_factory, settings
+):
+    server, env = send_env
+    env = {**env, "MASTHEAD_NEWSLETTER_PARALLEL": "1"}
+    addresses = add_subscribers(newsletter, 300)
+    delivery = delivery_start(edition_factory(newsletter))
+    worker = db_worker(env)
+    try:
+        wait_for(lambda: sum(server.counts().values()) >= 60, 60, "the first messages", [worker])
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0  # it finishes what is in flight and exits
+        assert not DeliveryRecipient.objects.filter(state="claimed").exists()
+        sent = DeliveryRecipient.objects.filter(state="sent").count()
+        assert sent == sum(server.counts().values()) < len(addresses)
+        workers = [db_worker(env), masthead("scheduler", "--tick", "0.5", env=env)]
+        wait_for(
+            lambda: Delivery.objects.get(pk=delivery.pk).status == Delivery.Status.DONE,
+            60, "the send to finish", workers,
+        )
+    finally:
+        stop(worker, *locals().get("workers", []))
+    assert server.counts() == {address: 1 for address in addresses}
+
+
 def _redis_available(url: str) -> bool:
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=1).ping()

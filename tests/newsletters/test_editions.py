@@ -194,6 +194,17 @@ def test_admin_preview_test_send_schedule_send_and_progress(editor, newsletter, 
     assert "Sent" in editor.get(send_url).content.decode()
 
 
+def test_admin_lists_newsletters_and_subscribers(editor, newsletter):
+    add_subscribers(newsletter, 2)
+    listing = editor.get("/admin/snippets/newsletters/subscription/")
+    assert listing.status_code == 200 and "reader1@example.org" in listing.content.decode()
+    assert editor.get("/admin/snippets/newsletters/newsletter/").status_code == 200
+    from masthead.newsletters.models import Subscription
+
+    pk = Subscription.objects.first().pk
+    assert editor.get(f"/admin/snippets/newsletters/subscription/inspect/{pk}/").status_code == 200
+
+
 def test_admin_pages_need_permission(client, django_user_model, newsletter, edition_factory):
     edition = edition_factory(newsletter)
     assert client.get(f"/admin/newsletters/edition/{edition.pk}/send/").status_code == 302
