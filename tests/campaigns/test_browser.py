@@ -190,6 +190,10 @@ def test_amounts_follow_the_frequency_and_other_amount(page: Page, live_server, 
     appeal.get_by_label("Annual").check()
     values = appeal.locator("input[name=amount]").evaluate_all("els => els.map(e => e.value)")
     assert values[-1] == "" and "200" not in values and len(values) > 2
+    appeal.get_by_label("Currency").select_option("EUR")
+    expect(appeal.locator("label:has(input[name=amount]:not([data-other]))").first).to_contain_text(
+        "€"
+    )
     appeal.get_by_label("Other amount").fill("7.50")
     expect(appeal.locator("input[name=amount][data-other]")).to_be_checked()
 
@@ -356,3 +360,21 @@ def test_broken_local_storage_does_not_break_the_page(page: Page, live_server, a
     page.goto(live_server.url + articles[1])
     expect(visible_appeal(page)).to_have_count(1)
     expect(page.locator(".support-banner:visible")).to_have_count(1)
+
+
+def test_banner_click_through_the_give_page_counts_for_the_banner(
+    page: Page, live_server, articles
+):
+    banner = Campaign.objects.get(name="Support banner", locale__language_code="en")
+    variant = banner.variants.get()
+    page.goto(live_server.url + articles[0])
+    page.locator(".support-banner-link:visible").click()
+    page.wait_for_url("**/support/?*")
+    assert f"source=banner%3A{banner.pk}%3A{variant.pk}" in page.url
+    page.locator("main form button[type=submit]").first.click()
+    page.wait_for_url("**/support/sandbox/**")
+    page.get_by_label("Email").fill("banner.reader@example.org")
+    page.get_by_role("button", name="Complete payment").click()
+    page.wait_for_url("**/thanks/")
+    totals = eventually(banner, page, clicks=1, conversions=1)
+    assert (totals["clicks"], totals["conversions"]) == (1, 1)
