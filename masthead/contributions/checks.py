@@ -41,11 +41,13 @@ def check_payment_providers(app_configs=None, **kwargs):
                 id="contributions.E004",
             )
         )
-    if settings.PRODUCTION and "sandbox" in providers:
+    if settings.PRODUCTION and "sandbox" in providers and len(providers) > 1:
+        # A sandbox-only production site is a demo (every page says "no real money"); the
+        # sandbox beside real providers would mix pretend gifts into real revenue.
         problems.append(
             Warning(
-                "The sandbox payment provider is enabled in production: anyone can 'pay' "
-                "without money. Set MASTHEAD_PAYMENT_PROVIDERS to real providers.",
+                "The sandbox payment provider is enabled beside real ones in production: "
+                "anyone can 'pay' without money. Remove it from MASTHEAD_PAYMENT_PROVIDERS.",
                 id="contributions.W001",
             )
         )
