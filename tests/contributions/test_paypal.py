@@ -209,3 +209,29 @@ def test_forged_and_replayed_paypal_webhooks_are_refused(client, site, paypal_ap
     assert ProviderEvent.objects.count() == 0
     contribution.refresh_from_db()
     assert contribution.status == ContributionStatus.PENDING
+
+
+def test_change_amount_and_frequency_revises_the_paypal_subscription(
+    client, site, paypal_api, on_commit
+):
+    from masthead.contributions import services
+
+    start(client, frequency="monthly", amount="500")
+    plan = RecurringPlan.objects.get()
+    first = Contribution.objects.get()
+    activated, sale = paypal_api.approve_subscription(plan.provider_ref, "rev@example.com")
+    with on_commit():
+        deliver(client, paypal_api, activated)
+        deliver(client, paypal_api, sale)
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE and first.pk
+    services.change_plan(plan, amount=1200, frequency="annual")
+    plans = paypal_api.calls("POST", "/v1/billing/plans")
+    assert len(plans) == 2
+    cycle = plans[1]["body"]["billing_cycles"][0]
+    assert cycle["frequency"]["interval_unit"] == "YEAR"
+    assert cycle["pricing_scheme"]["fixed_price"]["value"] == "12.00"
+    [revise] = paypal_api.calls("POST", f"/v1/billing/subscriptions/{plan.provider_ref}/revise")
+    assert revise["body"]["plan_id"] == paypal_api.subscriptions[plan.provider_ref]["plan_id"]
+    plan.refresh_from_db()
+    assert (plan.amount, plan.frequency) == (1200, "annual")
