@@ -258,6 +258,9 @@ def test_subscribers_do_not_get_the_newsletter_prompt(page: Page, live_server, a
     assert dialog.get_attribute("data-campaign") == str(support_overlay.pk)
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
+    # Closing the overlay is not snoozing the appeal: the appeal and its note are untouched.
+    expect(page.locator(".appeal-snoozed")).to_be_hidden()
+    expect(visible_appeal(page)).to_have_count(1)
     assert eventually(support_overlay, page, dismissals=1)["dismissals"] == 1
     page.goto(live_server.url + articles[3])
     expect(page.locator("dialog[open]")).to_have_count(0)  # closed: away for its close_days

@@ -78,7 +78,7 @@
     if (el.open && el.close) el.close();
     el.hidden = true;
     // Keep keyboard and screen-reader users oriented: say what happened where the appeal was.
-    var note = el.parentNode.querySelector(".appeal-snoozed");
+    var note = el.dataset.placement === "appeal" && el.parentNode.querySelector(".appeal-snoozed");
     if (note) { note.hidden = false; note.focus(); }
     event(el, variant, "dismiss");
     send();
