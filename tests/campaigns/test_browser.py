@@ -357,6 +357,15 @@ def test_broken_local_storage_does_not_break_the_page(page: Page, live_server, a
     page.add_init_script("localStorage.setItem('masthead:campaigns', '{not json');")
     page.goto(live_server.url + articles[0])
     expect(visible_appeal(page)).to_have_count(1)
+    # Well-formed JSON, wrong shapes: set right, not a crash.
+    page.evaluate(
+        """localStorage.setItem('masthead:campaigns', JSON.stringify(
+            {n: {"1": 3, "2": "x"}, h: [], a: "x", c: "y", v: null, sup: "soon"}))"""
+    )
+    page.goto(live_server.url + articles[2])
+    expect(visible_appeal(page)).to_have_count(1)
+    state = page.evaluate("JSON.parse(localStorage.getItem('masthead:campaigns'))")
+    assert state["c"] == 1 and isinstance(state["a"], list) and len(state["v"]) == 2
     page.add_init_script(
         "Object.defineProperty(window, 'localStorage', {get() { throw new Error('blocked'); }});"
     )

@@ -15,12 +15,15 @@
 
   function each(list, fn) { Array.prototype.forEach.call(list, fn); }
   function num(v) { var n = parseInt(v, 10); return n > 0 ? n : 0; }
+  function obj(x) { return x && typeof x === "object" && !Array.isArray(x) ? x : {}; }
+  // This browser's state, with anything malformed (an old version, a hand edit) set right.
   function load() {
-    try {
-      var s = JSON.parse(localStorage.getItem(KEY));
-      if (s && typeof s === "object") return s;
-    } catch (e) { /* unreadable or blocked storage: start afresh */ }
-    return {};
+    var s = {};
+    try { s = obj(JSON.parse(localStorage.getItem(KEY))); } catch (e) { /* unreadable or blocked */ }
+    s.v = obj(s.v); s.h = obj(s.h); s.n = obj(s.n);
+    if (!Array.isArray(s.a)) s.a = [];
+    s.c = num(s.c);
+    return s;
   }
   function save(s) { try { localStorage.setItem(KEY, JSON.stringify(s)); } catch (e) { /* full or blocked */ } }
 
@@ -147,8 +150,11 @@
   function run() {
     var st = load(), now = Date.now(), id, groups = {}, placement;
     // Forget what no rule needs any more: views older than a week, expired snoozes.
-    for (id in st.n || {}) if (!(st.n[id] = st.n[id].filter(function (t) { return t > now - 7 * DAY; })).length) delete st.n[id];
-    for (id in st.h || {}) if (st.h[id] <= now) delete st.h[id];
+    for (id in st.n) {
+      st.n[id] = Array.isArray(st.n[id]) ? st.n[id].filter(function (t) { return t > now - 7 * DAY; }) : [];
+      if (!st.n[id].length) delete st.n[id];
+    }
+    for (id in st.h) if (!(st.h[id] > now)) delete st.h[id];
 
     var gave = doc.getElementById("masthead-contributed");
     if (gave && root) {
@@ -159,9 +165,8 @@
 
     var article = doc.querySelector("[data-article]");
     if (article) {
-      st.a = st.a || [];
       if (st.a.indexOf(article.dataset.article) < 0) {
-        st.c = (st.c || 0) + 1;
+        st.c += 1;
         st.a.push(article.dataset.article);
         if (st.a.length > 50) st.a.shift();
       }
