@@ -10,6 +10,7 @@ overwrites numbers counted while the form was open.
 
 from __future__ import annotations
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -121,7 +122,10 @@ class Campaign(PreviewableMixin, TranslatableMixin, index.Indexed, ClusterableMo
             heading=_("Campaign"),
         ),
         MultiFieldPanel(
-            [FieldPanel("audience"), FieldPanel("sections")],
+            [
+                FieldPanel("audience"),
+                FieldPanel("sections", widget=forms.CheckboxSelectMultiple),
+            ],
             heading=_("Who and where"),
         ),
         MultiFieldPanel(
