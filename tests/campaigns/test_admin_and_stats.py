@@ -181,3 +181,24 @@ def test_preview_shows_every_variant_of_each_placement(demo, editor_client):
     edit = editor_client.get(f"/admin/snippets/campaigns/campaign/edit/{appeal.pk}/")
     assert edit.status_code == 200
     assert "preview" in edit.content.decode()
+
+
+def test_campaign_results_command(demo):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    appeal = Campaign.objects.get(name="End-of-article appeal", locale__language_code="en")
+    a, b = appeal.variants.order_by("sort_order")
+    set_counts(a, 1000, 80, 25, 12)
+    count_events([(b.pk, "impression")] * 4)
+    out, err = StringIO(), StringIO()
+    call_command("campaign_results", stdout=out, stderr=err)
+    text = out.getvalue()
+    assert "End-of-article appeal — Appeal (end of articles) [en]" in text
+    assert "Overlay: before you go" not in text
+    row_a = next(line for line in text.splitlines() if line.startswith("A: letter"))
+    assert row_a.split()[-7:] == ["1000", "80", "25", "12", "8.00%", "1.20%", "control"]
+    assert "Flushed 4 pending events." in err.getvalue()
+    call_command("campaign_results", "--all", stdout=(out := StringIO()), stderr=StringIO())
+    assert "Overlay: before you go" in out.getvalue() and "(disabled)" in out.getvalue()
