@@ -91,6 +91,14 @@ def test_monthly_from_the_article_appeal(page: Page, served):
     )
     first = Contribution.objects.get(plan=plan)
     assert first.status == "succeeded" and first.source.startswith("appeal:")
+    # campaigns counted the conversion for the variant shown (contribution_succeeded).
+    from masthead.campaigns.counters import flush_counters
+    from masthead.campaigns.models import VariantCounter
+
+    flush_counters()
+    variant_id = int(first.source.split(":")[2])
+    conversions = sum(c.conversions for c in VariantCounter.objects.filter(variant_id=variant_id))
+    assert conversions == 1
 
     cancel_from_manage_page(page, receipt_manage_link("appeal.reader@example.org"))
     plan.refresh_from_db()

@@ -192,6 +192,8 @@ def test_forged_old_and_malformed_webhooks_change_nothing(client, site, stripe_a
         HTTP_STRIPE_SIGNATURE=stripe_signature(garbage, WHSEC),
     )
     assert bad_json.status_code == 400
+    live = dict(event, livemode=True)  # a live-mode event sent to a test-mode site
+    assert deliver(client, live).status_code == 400
     unknown = client.post(
         reverse("contributions:webhook", args=["nosuch"]), body, content_type="application/json"
     )

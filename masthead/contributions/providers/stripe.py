@@ -124,6 +124,9 @@ class StripeProvider(PaymentProvider):
             payload["data"].get("object"), dict
         ):
             raise WebhookError("Malformed event.")
+        live_key = self.secret_key.startswith(("sk_live_", "rk_live_"))
+        if "livemode" in payload and bool(payload["livemode"]) != live_key:
+            raise WebhookError("Event mode (test/live) does not match this site's Stripe key.")
         return IncomingEvent(payload["id"][:200], str(payload.get("type", ""))[:100], payload)
 
     def translate(self, event_type: str, payload: dict[str, Any]) -> list[PaymentEvent]:
