@@ -33,7 +33,7 @@ if not settings.PRODUCTION or settings.MEDIA_URL.startswith("/"):
     # Uploaded images; in production a web server or object storage usually serves these.
     urlpatterns.append(
         re_path(
-            r"^%s(?P<path>.*)$" % settings.MEDIA_URL.lstrip("/"),
+            rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$",
             core_views.media,
         )
     )

@@ -32,7 +32,8 @@ days.</p>
 <h2>Residents ask for an emergency link</h2>
 <p>“We were given four hours' notice,” said Ilse Varro, who runs the island's only shop. “Half of
 us have animals waiting at home.”</p>
-<blockquote><p>We cannot send a vessel into ice we cannot see. The decision was about lives.</p></blockquote>
+<blockquote><p>We cannot send a vessel into ice we cannot see.
+The decision was about lives.</p></blockquote>
 <p>The authority's duty officer said the timetable would be reviewed next year and that a
 helicopter is available for medical emergencies.</p>""",
 )
@@ -99,7 +100,8 @@ says the same thing in a different language,” she said. “That the apples are
 <p>This year the family picked eleven tonnes, most of it sold at the Saturday market in Orlin.
 The rest becomes cider, pressed in a barn that still has a customs post's sign on its door.</p>
 <blockquote><p>Borders are for maps. Trees are for people.</p></blockquote>
-<p>Her grandson, who studies agronomy, plans to graft new trees from the old ones next spring.</p>""",
+<p>Her grandson, who studies agronomy, plans to graft new trees from the old ones
+next spring.</p>""",
 )
 art(
     external_id="demo-006", section="Features", language="en", age_hours=70,

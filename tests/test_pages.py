@@ -49,12 +49,14 @@ def test_lead_image_credit_links_the_creative_commons_deed(demo, client):
     caption = re.search(r"<figcaption>(.*?)</figcaption>", html, re.S).group(1)
     assert "The ferry landing at Orlin Quay" in caption
     assert "Tomas Reyne (" in caption
-    assert '<a href="https://creativecommons.org/licenses/by/2.0/" rel="license">CC BY 2.0</a>' in caption
+    deed = "https://creativecommons.org/licenses/by/2.0/"
+    assert f'<a href="{deed}" rel="license">CC BY 2.0</a>' in caption
 
 
 def test_all_rights_reserved_credit_has_no_deed_link(demo, client):
     article = ArticlePage.objects.get(external_id="demo-004")
-    caption = re.search(r"<figcaption>(.*?)</figcaption>", client.get(article.url).content.decode(), re.S).group(1)
+    html = client.get(article.url).content.decode()
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", html, re.S).group(1)
     assert "Sami Hart (All rights reserved)" in caption
     assert "creativecommons" not in caption
 
@@ -62,7 +64,8 @@ def test_all_rights_reserved_credit_has_no_deed_link(demo, client):
 def test_jsonld_newsarticle_has_required_fields(demo, client):
     article = ArticlePage.objects.get(external_id="demo-002")
     html = client.get(article.url).content.decode()
-    raw = re.search(r'<script type="application/ld\+json" nonce="[^"]+">(.*?)</script>', html, re.S).group(1)
+    pattern = r'<script type="application/ld\+json" nonce="[^"]+">(.*?)</script>'
+    raw = re.search(pattern, html, re.S).group(1)
     data = json.loads(raw)
     assert data["@type"] == "NewsArticle"
     assert data["headline"] == article.title
@@ -129,7 +132,9 @@ def test_security_headers(demo, client):
     assert "camera=()" in response["Permissions-Policy"]
 
 
-def test_logged_in_editor_is_not_served_or_stored_in_the_page_cache(demo, client, django_user_model):
+def test_logged_in_editor_is_not_served_or_stored_in_the_page_cache(
+    demo, client, django_user_model
+):
     user = django_user_model.objects.create_superuser("ed", "ed@example.com", "pw-123456789")
     client.force_login(user)
     response = client.get("/")
