@@ -22,6 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.urls import reverse
@@ -345,7 +347,10 @@ def _renewal(provider: str, event: PaymentEvent, plan: RecurringPlan) -> Contrib
 
 def _donor(email: str, name: str) -> Donor | None:
     email = (email or "").strip()
-    if not email or "@" not in email or len(email) > 254:
+    try:
+        validate_email(email)
+    except ValidationError:
+        # Whatever a provider sends, it never reaches an email header unless it is an address.
         return None
     index = email_index(email)
     donor = Donor.objects.filter(email_index=index).first()
