@@ -3,10 +3,13 @@ several threads and processes writing at once never see "database is locked"."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from django.db import close_old_connections, connection, transaction
@@ -99,3 +102,34 @@ def test_threads_and_processes_write_at_once_without_database_is_locked(subproce
     assert Tag.objects.count() == 8 * TRANSACTIONS
     for prefix in [f"proc{n}" for n in range(4)] + [f"thread{n}" for n in range(4)]:
         assert Tag.objects.filter(name__startswith=prefix + "-").count() == TRANSACTIONS
+
+
+def test_writers_killed_mid_transaction_leave_the_database_intact(subprocess_env):
+    """SIGKILL (the OOM killer, a crashed container) in the middle of writes: WAL recovers."""
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "masthead.cli", "shell", "--no-imports", "-c",
+             WRITER.format(name=f"killed{n}", count=1_000_000)],
+            env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for n in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while Tag.objects.filter(name__startswith="killed").count() < 150:
+            assert time.monotonic() < deadline, "the writers did not get going"
+            assert all(p.poll() is None for p in processes), processes[0].stderr.read()
+            time.sleep(0.05)
+    finally:
+        for process in processes:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA integrity_check")
+        assert cursor.fetchall() == [("ok",)]
+    written = Tag.objects.filter(name__startswith="killed").count()
+    Tag.objects.create(name="after-the-crash", slug="after-the-crash")
+    assert Tag.objects.filter(name__startswith="killed").count() == written
+    assert Tag.objects.filter(slug="after-the-crash").exists()
