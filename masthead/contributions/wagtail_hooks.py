@@ -10,6 +10,7 @@ erasing it are admin actions, guarded by their own permissions.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import django_filters
@@ -19,10 +20,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+from wagtail.admin.ui.components import Component
 from wagtail.admin.ui.tables import Column
 from wagtail.admin.views.generic import IndexView
 from wagtail.admin.viewsets.base import ViewSetGroup
@@ -100,22 +103,27 @@ class ContributionIndexView(TotalsIndexView):
     pass
 
 
+def recurring_totals(queryset) -> list[dict]:
+    """Live plans per currency and what they bring in a month (annual plans count 1/12)."""
+    rows: dict[str, dict] = {}
+    for plan in queryset.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.PAST_DUE]):
+        monthly = plan.amount if plan.frequency == Frequency.MONTHLY else plan.amount / 12
+        row = rows.setdefault(plan.currency, {"currency": plan.currency, "count": 0, "net": 0})
+        row["count"] += 1
+        row["net"] += monthly
+    return [
+        {
+            **row,
+            "net_label": format_money(round(row["net"]), row["currency"]) + " / month",
+            "gross_label": "",
+        }
+        for row in sorted(rows.values(), key=lambda r: r["currency"])
+    ]
+
+
 class PlanIndexView(TotalsIndexView):
     def totals(self, queryset):
-        rows: dict[str, dict] = {}
-        for plan in queryset.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.PAST_DUE]):
-            monthly = plan.amount if plan.frequency == Frequency.MONTHLY else plan.amount / 12
-            row = rows.setdefault(plan.currency, {"currency": plan.currency, "count": 0, "net": 0})
-            row["count"] += 1
-            row["net"] += monthly
-        return [
-            {
-                **row,
-                "net_label": format_money(round(row["net"]), row["currency"]) + " / month",
-                "gross_label": "",
-            }
-            for row in sorted(rows.values(), key=lambda r: r["currency"])
-        ]
+        return recurring_totals(queryset)
 
 
 class AmountColumn(Column):
@@ -361,3 +369,29 @@ class GivingGroup(ViewSetGroup):
 @hooks.register("register_admin_viewset")
 def register_giving():
     return GivingGroup()
+
+
+class GivingSummaryPanel(Component):
+    """The dashboard's giving summary: the last 30 days and recurring income, per currency."""
+
+    name = "giving_summary"
+    template_name = "contributions/admin/summary_panel.html"
+    order = 90
+
+    def get_context_data(self, parent_context=None):
+        since = timezone.now() - dt.timedelta(days=30)
+        recent = Contribution.objects.filter(paid_at__gte=since)
+        plans = RecurringPlan.objects.all()
+        return {
+            "recent": services.totals_by_currency(recent),
+            "recurring": recurring_totals(plans),
+            "past_due": plans.filter(status=PlanStatus.PAST_DUE).count(),
+            "contributions_url": reverse("contributions_contribution:index"),
+            "plans_url": reverse("contributions_plan:index"),
+        }
+
+
+@hooks.register("construct_homepage_panels")
+def add_giving_summary(request, panels):
+    if request.user.has_perm("contributions.view_contribution"):
+        panels.append(GivingSummaryPanel())

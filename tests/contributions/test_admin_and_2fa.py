@@ -208,3 +208,18 @@ def test_preset_amounts_are_validated_in_the_admin(client, site):
     assert (preset.currency, preset.amount, preset.suggested) == ("USD", 700, True)
     give = client.get("/support/?frequency=monthly&currency=USD").content.decode()
     assert 'value="700" checked' in give
+
+
+def test_dashboard_shows_the_giving_summary_only_to_those_who_may_see_it(client, site):
+    make_records()
+    admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
+    verified_login(client, admin)
+    html = client.get("/admin/").content.decode()
+    assert "Last 30 days (net of refunds)" in html
+    assert "$30 — 2 payments" in html and "$10 / month — 1 supporter" in html
+    client.logout()
+    editor = User.objects.create_user("ed", "ed@example.org", "correct horse battery")
+    editor.user_permissions.add(Permission.objects.get(codename="access_admin"))
+    client.force_login(editor)
+    html = client.get("/admin/").content.decode()
+    assert "Last 30 days" not in html
