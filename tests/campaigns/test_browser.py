@@ -320,7 +320,7 @@ def test_the_page_works_without_javascript(browser, live_server, articles):
     context.close()
 
 
-def test_eligibility_rules_table(page: Page, live_server, articles):
+def test_eligibility_rules_table(page: Page, live_server, transactional_db, site):
     """campaigns.js's rule function, case by case, in the browser that runs it."""
     page.goto(live_server.url + "/")
     now = 1_800_000_000_000
