@@ -317,6 +317,13 @@ def test_the_page_works_without_javascript(browser, live_server, articles):
     page.wait_for_url("**/support/sandbox/**")
     expect(page.locator("h1")).to_have_text("Sandbox checkout")
     expect(page.locator(".sandbox-summary")).to_contain_text("10")
+    # Typing an amount of one's own works without the script too (it wins over the preset).
+    page.goto(live_server.url + articles[1])
+    appeal = visible_appeal(page)
+    appeal.get_by_label("Other amount").fill("7.50")
+    appeal.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/support/sandbox/**")
+    expect(page.locator(".sandbox-summary")).to_contain_text("7.50")
     context.close()
 
 
