@@ -76,6 +76,7 @@ def _cross_site(request: HttpRequest) -> bool:
 @never_cache
 @require_POST
 def events(request: HttpRequest) -> HttpResponse:
+    """Take a batch of campaign events whole (204), or refuse it whole with a clear 4xx."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
