@@ -313,6 +313,13 @@ class Edition(PreviewableMixin, ClusterableModel):
             return HttpResponse(rendered.preview_text(), content_type="text/plain; charset=utf-8")
         return HttpResponse(rendered.preview_html())
 
+    def make_preview_request(self, original_request=None, preview_mode=None,
+                             extra_request_attrs=None):
+        # The email is not a page of the site: render it for the editor's own admin request
+        # instead of a simulated reader request (whose reader-page headers, such as CSP
+        # frame-ancestors 'none', would stop the admin from framing the preview).
+        return self.serve_preview(original_request, preview_mode)
+
     @property
     def preview_modes(self):
         return [("", "Email (HTML)"), ("text", "Plain text")]

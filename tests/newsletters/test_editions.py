@@ -239,3 +239,25 @@ def test_no_click_tracking_by_default_and_only_aggregate_counts_when_on(
     assert link.clicks == 2
     # Only the edition's own links exist: no open redirect.
     assert client.get(f"/newsletter/r/{edition.pk + 1}/{link.pk}/").status_code == 404
+
+
+def test_admin_live_preview_can_be_framed_by_the_admin(editor, newsletter, edition_factory):
+    from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
+
+    edition = edition_factory(newsletter)
+    items = [{"article": item.article_id, "full_text": item.full_text, "id": item.pk,
+              "ORDER": index} for index, item in enumerate(edition.items.all())]
+    data = nested_form_data({
+        "newsletter": newsletter.pk,
+        "subject": "Changed in the editor, not saved yet",
+        "preheader": "",
+        "intro": rich_text("<p>Live intro</p>"),
+        "items": inline_formset(items, initial=len(items)),
+    })
+    url = f"/admin/snippets/newsletters/edition/preview/{edition.pk}/"
+    assert editor.post(url, data).json()["is_valid"] is True
+    for mode, marker in (("", b"Live intro"), ("text", b"Live intro")):
+        response = editor.get(url, {"mode": mode, "in_preview_panel": "true"})
+        assert response.status_code == 200 and marker in response.content
+        assert "frame-ancestors" not in response.get("Content-Security-Policy", "")
+        assert response.get("X-Frame-Options", "SAMEORIGIN") == "SAMEORIGIN"
