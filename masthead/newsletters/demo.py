@@ -36,7 +36,8 @@ NEWSLETTERS = [
     },
 ]
 
-DEMO_READERS = ["reader.one@example.org", "reader.two@example.org", "reader.three@example.org"]
+DEMO_READERS = [("reader.one@example.org", "Anna"), ("reader.two@example.org", ""),
+                ("reader.three@example.org", "Tomas")]
 
 INTRO = {
     "en": (
@@ -85,9 +86,9 @@ def load_demo() -> None:
         return
     with transaction.atomic():
         now = timezone.now()
-        for address in DEMO_READERS:
+        for address, name in DEMO_READERS:
             subscriber, _ = Subscriber.objects.get_or_create(
-                email_index=email_index(address), defaults={"email": address}
+                email_index=email_index(address), defaults={"email": address, "name": name}
             )
             Subscription.objects.get_or_create(
                 subscriber=subscriber,
