@@ -70,7 +70,8 @@ def _appeal_form(campaign: Campaign, variant: Variant, choices) -> dict:
     else:
         checked = amounts[min(1, len(amounts) - 1)] if amounts else None
     return {
-        "prefix": f"c{campaign.pk}v{variant.pk}",
+        # Unsaved variants (the admin preview) have no pk yet: keep their ids unique anyway.
+        "prefix": f"c{campaign.pk or 'new'}v{variant.pk or f'new{id(variant)}'}",
         "source": _source(campaign, variant),
         "frequencies": [
             (key, label, key == frequency) for key, label in _frequency_labels()
