@@ -10,12 +10,41 @@ events converge on the same records as one in-order delivery.
 
 from __future__ import annotations
 
+import json
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel
 
-from masthead.core.crypto import EncryptedTextField, email_index
+from masthead.core.crypto import EncryptedTextField, decrypt, email_index, encrypt
+
+
+class EncryptedJSONField(EncryptedTextField):
+    """JSON stored encrypted: provider payloads carry payers' emails and names."""
+
+    description = "JSON encrypted at rest"
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or value == "":
+            return value
+        return json.loads(decrypt(value))
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def get_prep_value(self, value):
+        if value is None:
+            return value
+        return encrypt(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+    def value_to_string(self, obj):
+        return json.dumps(self.value_from_object(obj))
 
 
 class Frequency(models.TextChoices):
@@ -243,7 +272,7 @@ class ProviderEvent(models.Model):
     provider = models.CharField(max_length=20)
     event_id = models.CharField(max_length=200)
     event_type = models.CharField(max_length=100)
-    payload = models.JSONField()
+    payload = EncryptedJSONField(help_text="The event as the provider sent it (encrypted).")
     status = models.CharField(
         max_length=10, choices=EventStatus.choices, default=EventStatus.RECEIVED, db_index=True
     )
