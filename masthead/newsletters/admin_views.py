@@ -9,7 +9,6 @@ import re
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.mail import get_connection
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,10 +21,12 @@ from .delivery import (
     delivery_progress,
     delivery_resume,
     delivery_start,
+    edition_schedule,
+    edition_unschedule,
+    send_test,
 )
 from .forms import clean_address
 from .models import Delivery, Edition
-from .rendering import MessageTemplate, Recipient, render_edition
 
 MAX_TEST_ADDRESSES = 10
 
@@ -77,26 +78,6 @@ class ScheduleForm(forms.Form):
         return aware
 
 
-def send_test(edition: Edition, addresses: list[str]) -> int:
-    """Send the edition as subscribers will get it (subject marked [Test]) to ``addresses``."""
-    rendered = render_edition(edition)
-    template = MessageTemplate(
-        newsletter=edition.newsletter,
-        subject=f"[Test] {rendered.subject}",
-        html_body=rendered.html,
-        text_body=rendered.text,
-        message_id_prefix=f"test-{edition.pk}-{int(timezone.now().timestamp())}",
-    )
-    connection = get_connection()
-    batch = [
-        template.django_message(
-            Recipient(0, index, address, "", "test-link-does-not-unsubscribe"), connection
-        )
-        for index, address in enumerate(addresses)
-    ]
-    return connection.send_messages(batch) or 0
-
-
 @permission_required("newsletters.change_edition", raise_exception=True)
 def send_page(request, pk):
     edition = get_object_or_404(Edition.objects.select_related("newsletter"), pk=pk)
@@ -127,9 +108,7 @@ def send_page(request, pk):
                     return redirect(here)
                 status = 400
             elif action == "unschedule":
-                Edition.objects.filter(pk=edition.pk, status=Edition.Status.SCHEDULED).update(
-                    status=Edition.Status.DRAFT, scheduled_at=None
-                )
+                edition_unschedule(edition)
                 messages.success(request, "No longer scheduled: the edition is a draft again.")
                 return redirect(here)
             elif action == "send_now":
@@ -165,14 +144,6 @@ def send_page(request, pk):
         ).count(),
     }
     return render(request, "newsletters/admin/send.html", context, status=status)
-
-
-def edition_schedule(edition: Edition, when: dt.datetime) -> None:
-    if edition.status in (Edition.Status.SENDING, Edition.Status.SENT):
-        raise DeliveryError(f"“{edition}” has already been sent.")
-    if not edition.articles() and not edition.intro:
-        raise DeliveryError("The edition is empty: add an introduction or articles.")
-    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.SCHEDULED, scheduled_at=when)
 
 
 @require_GET

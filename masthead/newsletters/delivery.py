@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -96,6 +96,44 @@ def delivery_start(edition: Edition, *, enqueue: bool = True) -> Delivery:
         if enqueue:
             transaction.on_commit(lambda: enqueue_workers(delivery.pk))
     return delivery
+
+
+def edition_schedule(edition: Edition, when) -> None:
+    """Schedule an edition for ``when``; the scheduler starts it then."""
+    if edition.status in (Edition.Status.SENDING, Edition.Status.SENT):
+        raise DeliveryError(f"“{edition}” has already been sent.")
+    if not edition.articles() and not edition.intro:
+        raise DeliveryError("The edition is empty: add an introduction or articles.")
+    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.SCHEDULED, scheduled_at=when)
+
+
+def edition_unschedule(edition: Edition) -> None:
+    Edition.objects.filter(pk=edition.pk, status=Edition.Status.SCHEDULED).update(
+        status=Edition.Status.DRAFT, scheduled_at=None
+    )
+
+
+def send_test(edition: Edition, addresses: list[str]) -> int:
+    """Send the edition as subscribers will get it (subject marked [Test]) to ``addresses``,
+    through the configured email backend; the ledger is not involved."""
+    from django.core.mail import get_connection
+
+    rendered = render_edition(edition)
+    template = MessageTemplate(
+        newsletter=edition.newsletter,
+        subject=f"[Test] {rendered.subject}",
+        html_body=rendered.html,
+        text_body=rendered.text,
+        message_id_prefix=f"test-{edition.pk}-{int(time.time())}",
+    )
+    connection = get_connection()
+    batch = [
+        template.django_message(
+            Recipient(0, index, address, "", "test-link-does-not-unsubscribe"), connection
+        )
+        for index, address in enumerate(addresses)
+    ]
+    return connection.send_messages(batch) or 0
 
 
 def enqueue_workers(delivery_id: int, count: int | None = None) -> None:
@@ -359,7 +397,6 @@ class RunReport:
     retried: int = 0
     skipped: int = 0
     finished: bool = False
-    counts: dict = field(default_factory=dict)
 
 
 class _Stop:

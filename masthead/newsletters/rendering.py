@@ -41,14 +41,13 @@ class RenderedEdition:
     subject: str
     html: str
     text: str
+    newsletter: object
 
     def preview_html(self, name: str = "") -> str:
         return personalise_str(self.html, greeting_html(self.newsletter, name), "#")
 
     def preview_text(self, name: str = "") -> str:
         return personalise_str(self.text, greeting_text(self.newsletter, name), "#")
-
-    newsletter: object = None
 
 
 def absolutise(fragment: str) -> str:

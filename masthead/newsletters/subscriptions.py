@@ -126,20 +126,20 @@ def subscription_request(
     if kind == "confirm":
         context["confirm_url"] = confirm_url(subscription)
         context["confirm_days"] = settings.MASTHEAD_NEWSLETTER_CONFIRM_DAYS
-        subject = translation_subject(newsletter, "confirm")
+        subject = _email_subject(newsletter, "confirm")
         transaction.on_commit(
             lambda: _send(address, subject, "confirm", context, newsletter.language)
         )
     elif kind == "already":
         context["unsubscribe_url"] = manage_url(subscription)
-        subject = translation_subject(newsletter, "already")
+        subject = _email_subject(newsletter, "already")
         transaction.on_commit(
             lambda: _send(address, subject, "already", context, newsletter.language)
         )
     return SignupOutcome(subscription=subscription, email_sent=kind)
 
 
-def translation_subject(newsletter: Newsletter, kind: str) -> str:
+def _email_subject(newsletter: Newsletter, kind: str) -> str:
     with translation.override(newsletter.language):
         if kind == "confirm":
             return translation.gettext("Confirm your subscription to %(name)s") % {

@@ -8,13 +8,13 @@ workers instead; ``--test-to`` sends a test copy only.
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from masthead.newsletters.admin_views import send_test
 from masthead.newsletters.delivery import (
     DeliveryError,
     delivery_progress,
     delivery_run,
     delivery_start,
     enqueue_workers,
+    send_test,
 )
 from masthead.newsletters.forms import clean_address
 from masthead.newsletters.models import Delivery, Edition
