@@ -223,3 +223,15 @@ def test_dashboard_shows_the_giving_summary_only_to_those_who_may_see_it(client,
     client.force_login(editor)
     html = client.get("/admin/").content.decode()
     assert "Last 30 days" not in html
+
+
+def test_provider_events_list_and_inspect(client, site):
+    event = services.store_event(
+        "sandbox", "evt_admin_1", "checkout.completed", {"data": {"email": "p@example.org"}}
+    )
+    admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
+    verified_login(client, admin)
+    listing = client.get("/admin/contributions_event/", {"status": "received"})
+    assert listing.status_code == 200 and "evt_admin_1" in listing.content.decode()
+    inspect = client.get(f"/admin/contributions_event/inspect/{event.pk}/")
+    assert inspect.status_code == 200 and "p@example.org" in inspect.content.decode()
