@@ -433,6 +433,8 @@ MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
+# Checkouts one address may start per hour (each creates a provider session); 0 = no limit.
+MASTHEAD_CHECKOUTS_PER_IP = env_int("MASTHEAD_CHECKOUTS_PER_IP", 60)
 # Staff who can see donors must use two-factor authentication in the admins. Always on in
 # production; other apps' admin tests run without it (the contributions tests switch it on).
 MASTHEAD_STAFF_TWO_FACTOR = PRODUCTION or env_bool("MASTHEAD_STAFF_TWO_FACTOR", not TESTING)

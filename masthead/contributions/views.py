@@ -97,6 +97,18 @@ def give(request: HttpRequest) -> HttpResponse:
 def checkout(request: HttpRequest) -> HttpResponse:
     """Validate the giving form and hand the reader to the chosen provider's checkout."""
     form = GiveForm(request.POST)
+    limit = settings.MASTHEAD_CHECKOUTS_PER_IP
+    if limit and _rate_limited(f"contrib:checkout:ip:{_client_ip(request)}", limit):
+        # Each checkout creates a record here and a session at the provider: no floods.
+        context = _give_context(
+            request,
+            form,
+            provider_error=_(
+                "Too many attempts from your connection. Nothing was charged; please wait a "
+                "little and try again."
+            ),
+        )
+        return _private(render(request, "contributions/give.html", context, status=429))
     if not form.is_valid():
         context = _give_context(request, form)
         return _private(render(request, "contributions/give.html", context, status=400))

@@ -237,5 +237,6 @@ def test_thanks_page_while_stripe_has_not_confirmed_yet(client, site, stripe_api
     thanks = client.get(reverse("contributions:thanks", args=[checkout_token(contribution)]))
     html = thanks.content.decode()
     assert "We are confirming your contribution of $5" in html
+    assert '<meta http-equiv="refresh" content="5">' in html  # until the webhook arrives
     assert 'data-frequency="monthly"' in html
     assert "no-store" in thanks["Cache-Control"] and thanks["Referrer-Policy"] == "no-referrer"

@@ -221,3 +221,13 @@ def test_plan_changes_are_validated(client, site, on_commit):
     assert junk.status_code == 400
     plan.refresh_from_db()
     assert (plan.amount, plan.frequency, plan.status) == (500, "monthly", "active")
+
+
+def test_checkout_floods_from_one_address_are_refused(client, site, settings):
+    settings.MASTHEAD_CHECKOUTS_PER_IP = 2
+    assert post(client, amount="500").status_code == 303
+    assert post(client, amount="500").status_code == 303
+    third = post(client, amount="500")
+    assert third.status_code == 429
+    assert "Too many attempts" in third.content.decode()
+    assert Contribution.objects.count() == 2
