@@ -21,6 +21,7 @@ import hmac
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -202,6 +203,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
     return 0
 
 
