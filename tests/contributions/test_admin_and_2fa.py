@@ -235,3 +235,25 @@ def test_provider_events_list_and_inspect(client, site):
     assert listing.status_code == 200 and "evt_admin_1" in listing.content.decode()
     inspect = client.get(f"/admin/contributions_event/inspect/{event.pk}/")
     assert inspect.status_code == 200 and "p@example.org" in inspect.content.decode()
+
+
+def test_setting_up_an_authenticator_verifies_the_session(client, site):
+    import base64
+
+    admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
+    client.force_login(admin)
+    setup = client.get("/admin/", follow=True)
+    assert setup.redirect_chain[-1][0].startswith("/account/two_factor/setup/")
+    url = "/account/two_factor/setup/?next=/admin/"
+    page = client.post(url, {"setup_view-current_step": "welcome"})
+    if b'name="method"' in page.content:
+        page = client.post(url, {"setup_view-current_step": "method", "method-method": "generator"})
+    assert page.status_code == 200 and b"generator" in page.content
+    key = base64.b32decode(client.session["django_two_factor-qr_secret_key"])
+    done = client.post(
+        url,
+        {"setup_view-current_step": "generator", "generator-token": f"{totp(key):06d}"},
+    )
+    assert done.status_code == 302, done.content.decode()[:500]
+    assert TOTPDevice.objects.filter(user=admin, confirmed=True).count() == 1
+    assert client.get("/admin/").status_code == 200
