@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
     connection.vendor != "sqlite", reason="about the embedded SQLite configuration"
 )
 
-TRANSACTIONS = 40
+TRANSACTIONS = 30
 
 # Each transaction reads, then writes: exactly the pattern that deadlocks ("database is
 # locked" at once, whatever the timeout) when a read lock has to be upgraded to a write lock.
