@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from .models import Contribution, Donor, RecurringPlan
@@ -41,6 +41,16 @@ def _send(to: str, subject: str, template: str, context: dict) -> None:
     message.send()
 
 
+def _language(language: str | None) -> str:
+    codes = {code for code, _name in settings.LANGUAGES}
+    return language if language in codes else settings.LANGUAGE_CODE
+
+
+def plan_language(plan: RecurringPlan) -> str:
+    first = plan.payments.filter(is_renewal=False).order_by("pk").first()
+    return first.language if first else ""
+
+
 def _manage_url(donor: Donor) -> str:
     from .services import manage_url
 
@@ -50,59 +60,66 @@ def _manage_url(donor: Donor) -> str:
 def send_receipt(contribution: Contribution) -> None:
     donor = contribution.donor
     paid = timezone.localtime(contribution.paid_at)
-    _send(
-        donor.email,
-        _("Receipt for your contribution"),
-        "receipt",
-        {
-            "contribution": contribution,
-            "donor": donor,
-            "amount": format_money(contribution.amount, contribution.currency),
-            "date": paid,
-            "plan": contribution.plan,
-            "manage_url": _manage_url(donor),
-        },
+    language = contribution.language or (
+        plan_language(contribution.plan) if contribution.plan else ""
     )
+    with translation.override(_language(language)):
+        _send(
+            donor.email,
+            _("Receipt for your contribution"),
+            "receipt",
+            {
+                "contribution": contribution,
+                "donor": donor,
+                "amount": format_money(contribution.amount, contribution.currency),
+                "date": paid,
+                "plan": contribution.plan,
+                "manage_url": _manage_url(donor),
+            },
+        )
 
 
-def send_manage_link(donor: Donor) -> None:
+def send_manage_link(donor: Donor, language: str = "") -> None:
     hours = settings.MASTHEAD_MANAGE_LINK_MAX_AGE // 3600
-    _send(
-        donor.email,
-        _("Your link to manage your support"),
-        "manage_link",
-        {"donor": donor, "manage_url": _manage_url(donor), "hours": hours},
-    )
+    with translation.override(_language(language)):
+        _send(
+            donor.email,
+            _("Your link to manage your support"),
+            "manage_link",
+            {"donor": donor, "manage_url": _manage_url(donor), "hours": hours},
+        )
 
 
 def send_dunning(plan: RecurringPlan) -> None:
     from .providers import get_provider
 
-    manage = _manage_url(plan.donor)
-    fix_url = get_provider(plan.provider).fix_payment_url(plan, manage) or manage
-    _send(
-        plan.donor.email,
-        _("Your payment did not go through"),
-        "dunning",
-        {
-            "plan": plan,
-            "amount": format_money(plan.amount, plan.currency),
-            "fix_url": fix_url,
-            "manage_url": manage,
-            "tries_left": max(0, settings.MASTHEAD_DUNNING_MAX_TRIES - plan.failed_attempts),
-        },
-    )
+    with translation.override(_language(plan_language(plan))):
+        manage = _manage_url(plan.donor)
+        fix_url = get_provider(plan.provider).fix_payment_url(plan, manage) or manage
+        _send(
+            plan.donor.email,
+            _("Your payment did not go through"),
+            "dunning",
+            {
+                "plan": plan,
+                "amount": format_money(plan.amount, plan.currency),
+                "fix_url": fix_url,
+                "manage_url": manage,
+                "tries_left": max(0, settings.MASTHEAD_DUNNING_MAX_TRIES - plan.failed_attempts),
+            },
+        )
 
 
 def send_cancellation(plan: RecurringPlan, after_failures: bool = False) -> None:
-    _send(
-        plan.donor.email,
-        _("Your recurring support is cancelled"),
-        "cancelled",
-        {
-            "plan": plan,
-            "amount": format_money(plan.amount, plan.currency),
-            "after_failures": after_failures,
-            "give_url": settings.MASTHEAD_BASE_URL + reverse("contributions:give"),
-        },
-    )
+    with translation.override(_language(plan_language(plan))):
+        _send(
+            plan.donor.email,
+            _("Your recurring support is cancelled"),
+            "cancelled",
+            {
+                "plan": plan,
+                "amount": format_money(plan.amount, plan.currency),
+                "after_failures": after_failures,
+                "give_url": settings.MASTHEAD_BASE_URL + reverse("contributions:give"),
+            },
+        )

@@ -201,6 +201,9 @@ class Contribution(models.Model):
     )
     is_renewal = models.BooleanField(default=False)
     source = models.CharField(max_length=100, blank=True, default="")
+    language = models.CharField(
+        max_length=8, blank=True, default="", help_text="The reader's language: emails use it."
+    )
     public_name = EncryptedTextField(blank=True, default="")
     is_public = models.BooleanField(default=False)
     message = EncryptedTextField(blank=True, default="")

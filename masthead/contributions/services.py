@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from masthead.core.crypto import email_index
 
@@ -131,6 +132,7 @@ def start_contribution(
             currency=currency,
             provider=provider.key,
             source=source,
+            language=get_language() or "",
             public_name=name if is_public else "",
             is_public=is_public and bool(name),
             message=message,

@@ -49,11 +49,11 @@ def send_receipt(contribution_id: int) -> bool:
 
 
 @task()
-def send_manage_link(donor_id: int) -> bool:
+def send_manage_link(donor_id: int, language: str = "") -> bool:
     donor = Donor.objects.filter(pk=donor_id, erased_at__isnull=True).first()
     if donor is None:
         return False
-    emails.send_manage_link(donor)
+    emails.send_manage_link(donor, language)
     return True
 
 

@@ -307,7 +307,7 @@ def manage_request(request: HttpRequest) -> HttpResponse:
         )
         donor = Donor.objects.filter(email_index=index, erased_at__isnull=True).first()
         if donor is not None and not limited:
-            send_manage_link.enqueue(donor.pk)
+            send_manage_link.enqueue(donor.pk, request.LANGUAGE_CODE)
         return _private(render(request, "contributions/manage_sent.html", {}))
     return _private(render(request, "contributions/manage_request.html", {"form": form}))
 

@@ -108,3 +108,31 @@ def test_give_page_prefills_from_the_query_string(client, site):
     response = client.get("/support/?frequency=<x>&amount=-1&currency=ZZZ")
     assert response.status_code == 200
     assert 'id="freq-monthly" checked' in response.content.decode()
+
+
+def test_russian_readers_get_russian_pages_and_emails(client, site, on_commit):
+    page = client.get("/ru/support/").content.decode()
+    assert (
+        "Как часто?" in page and "Ежемесячно" in page and 'action="/ru/support/checkout/"' in page
+    )
+    bad = client.post(
+        "/ru/support/checkout/",
+        {"frequency": "monthly", "amount": "100", "currency": "EUR", "provider": "sandbox"},
+    )
+    assert bad.status_code == 400
+    assert "Наименьшая сумма, которую мы можем принять, — €2." in bad.content.decode()
+    response = client.post(
+        "/ru/support/checkout/",
+        {"frequency": "monthly", "amount": "500", "currency": "EUR", "provider": "sandbox"},
+    )
+    assert response.status_code == 303 and "/ru/support/sandbox/" in response["Location"]
+    assert "Песочница — без настоящих денег" in client.get(response["Location"]).content.decode()
+    with on_commit():
+        done = client.post(response["Location"], {"action": "complete", "email": "ru@example.org"})
+    assert "Спасибо!" in client.get(done["Location"]).content.decode()
+    [receipt] = mail.outbox
+    assert receipt.subject.startswith("Квитанция о вашем пожертвовании")
+    assert "/ru/support/manage/" in receipt.body and "€5" in receipt.body
+    with on_commit():
+        client.post("/ru/support/manage/", {"email": "ru@example.org"})
+    assert mail.outbox[-1].subject.startswith("Ваша ссылка для управления поддержкой")
