@@ -266,3 +266,48 @@ def expire_unconfirmed(now=None) -> int:
         _total, per_model = never.delete()
         Subscriber.objects.filter(pk__in=subscriber_ids, subscriptions__isnull=True).delete()
     return lapsed + per_model.get(Subscription._meta.label, 0)
+
+
+def subscriber_export(email: str) -> dict | None:
+    """Everything stored about an address, for a reader's data request (None: unknown)."""
+    subscriber = subscriber_find(email)
+    if subscriber is None:
+        return None
+
+    def when(value):
+        return value.isoformat() if value else None
+
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "created_at": when(subscriber.created_at),
+        "suppressed_at": when(subscriber.suppressed_at),
+        "suppression_reason": subscriber.suppression_reason,
+        "soft_bounces": subscriber.soft_bounces,
+        "subscriptions": [
+            {
+                "newsletter": subscription.newsletter.name,
+                "status": subscription.status,
+                "created_at": when(subscription.created_at),
+                "confirmed_at": when(subscription.confirmed_at),
+                "unsubscribed_at": when(subscription.unsubscribed_at),
+                "consent": [
+                    {"action": record.action, "at": when(record.at),
+                     "policy_version": record.policy_version, "source": record.source}
+                    for record in subscription.consent_records.all()
+                ],
+            }
+            for subscription in subscriber.subscriptions.select_related("newsletter")
+        ],
+    }
+
+
+def subscriber_erase(email: str) -> bool:
+    """Forget an address entirely: subscriber, subscriptions, consent records and its rows in
+    past deliveries' ledgers (their totals then no longer count it). True if it existed."""
+    subscriber = subscriber_find(email)
+    if subscriber is None:
+        return False
+    with transaction.atomic():
+        subscriber.delete()
+    return True

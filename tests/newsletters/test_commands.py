@@ -61,3 +61,26 @@ def test_outbox_lists_and_prints_a_confirmation_link(client, newsletter, setting
     assert client.post(link).status_code == 200
     with pytest.raises(CommandError, match="choose 1 to 1"):
         call_command("outbox", "5", stdout=io.StringIO())
+
+
+def test_a_readers_data_request_export_then_erase(client, newsletter, site):
+    import json
+
+    from masthead.newsletters.models import ConsentRecord, Subscriber
+
+    client.post("/newsletter/subscribe/", {"email": "Mia@Example.org", "name": "Mia"})
+    out = io.StringIO()
+    call_command("newsletter_subscriber", "export", "mia@example.org", stdout=out)
+    data = json.loads(out.getvalue())
+    assert data["email"] == "mia@example.org" and data["name"] == "Mia"
+    assert data["subscriptions"][0]["newsletter"] == "The Friday Lantern"
+    assert data["subscriptions"][0]["consent"][0]["action"] == "requested"
+    assert data["subscriptions"][0]["consent"][0]["policy_version"]
+    out = io.StringIO()
+    call_command("newsletter_subscriber", "erase", "MIA@example.org", "--yes", stdout=out)
+    assert "Erased mia@example.org." in out.getvalue()
+    assert not Subscriber.objects.exists() and not ConsentRecord.objects.exists()
+    with pytest.raises(CommandError, match="No subscriber has the address"):
+        call_command("newsletter_subscriber", "export", "mia@example.org")
+    with pytest.raises(CommandError, match="one @ between"):
+        call_command("newsletter_subscriber", "erase", "not-an-address", "--yes")
