@@ -205,3 +205,27 @@ def test_recovery_job_reenqueues_a_stalled_delivery(newsletter, edition_factory,
     assert recover_stalled() == [delivery.pk]
     assert recover_stalled() == []  # once per lease
     assert DBTaskResult.objects.filter(args_kwargs__args=[delivery.pk]).count() == 1
+
+
+def test_an_esp_through_django_anymail(newsletter, edition_factory, settings):
+    from django.core import mail
+
+    from . import esp
+
+    settings.EMAIL_BACKEND = "tests.newsletters.esp.FlakyESPBackend"
+    settings.ANYMAIL = {}
+    settings.MASTHEAD_NEWSLETTER_RETRY_SECONDS = 0
+    esp._failed_once.clear()
+    addresses = add_subscribers(newsletter, 5)
+    delivery = delivery_start(edition_factory(newsletter), enqueue=False)
+    assert delivery_run(delivery.pk).finished
+    delivered = sorted(m.to[0] for m in mail.outbox if m.to[0] != esp.REJECTED)
+    assert delivered == sorted(a for a in addresses if a != esp.REJECTED)  # flaky: once
+    message = next(m for m in mail.outbox if m.to == [addresses[0]])
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.alternatives[0].mimetype == "text/html"
+    rejected = DeliveryRecipient.objects.get(subscription=subscription_of(esp.REJECTED))
+    assert rejected.state == "failed"
+    assert Subscriber.objects.get(pk=rejected.subscription.subscriber_id).suppressed
+    flaky = DeliveryRecipient.objects.get(subscription=subscription_of(esp.FLAKY))
+    assert flaky.state == "sent" and flaky.attempts == 2
