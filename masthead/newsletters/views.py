@@ -43,18 +43,10 @@ def _latest_edition(newsletter: Newsletter | None) -> Edition | None:
 def index(request):
     newsletters = list(Newsletter.objects.active())
     for newsletter in newsletters:
-        newsletter.recent = list(
-            Edition.objects.filter(newsletter=newsletter, status=Edition.Status.SENT)
-            .order_by("-sent_at")[:5]
-        )
+        newsletter.latest = _latest_edition(newsletter)
     default = Newsletter.objects.default_for(get_language())
-    return mark_public(
-        render(
-            request,
-            "newsletters/index.html",
-            {"newsletters": newsletters, "default": default, "form": None},
-        )
-    )
+    context = {"newsletters": newsletters, "default": default}
+    return mark_public(render(request, "newsletters/index.html", context))
 
 
 def archive(request, newsletter):

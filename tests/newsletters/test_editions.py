@@ -107,7 +107,9 @@ def test_web_version_archive_and_preview_link(client, newsletter, edition_factor
     archive = client.get(f"/newsletter/{newsletter.slug}/").content.decode()
     assert url in archive and "Not yet" not in archive
     assert client.get(draft.get_absolute_url()).status_code == 404
-    assert client.get("/newsletter/").status_code == 200
+    index = client.get("/newsletter/")
+    assert index.status_code == 200 and f'href="{url}"' in index.content.decode()
+    assert 'name="newsletter" value="friday-lantern"' in index.content.decode()
 
 
 def test_next_default_send_time_is_friday_nine_local():
