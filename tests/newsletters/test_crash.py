@@ -132,7 +132,7 @@ def test_sigterm_stops_gracefully_and_the_send_resumes_with_no_duplicate(
 ):
     server, env = send_env
     env = {**env, "MASTHEAD_NEWSLETTER_PARALLEL": "1"}
-    addresses = add_subscribers(newsletter, 300)
+    addresses = add_subscribers(newsletter, 500)
     delivery = delivery_start(edition_factory(newsletter))
     worker = db_worker(env)
     try:

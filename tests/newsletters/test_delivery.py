@@ -191,7 +191,7 @@ def test_rate_limiter_spreads_messages():
     started = time.monotonic()
     for _ in range(30):
         limiter.acquire(10)
-    assert 1.8 <= time.monotonic() - started <= 3.5
+    assert 1.8 <= time.monotonic() - started <= 6.0
 
 
 def test_recovery_job_reenqueues_a_stalled_delivery(newsletter, edition_factory, settings):
