@@ -140,3 +140,24 @@ def test_logged_in_editor_is_not_served_or_stored_in_the_page_cache(
     response = client.get("/")
     assert "private" in response["Cache-Control"]
     assert "X-Masthead-Cache" not in response
+
+
+def test_admin_preview_of_an_article_may_be_framed_by_the_admin(demo, admin_client):
+    """Reader pages forbid framing; the admin's preview frame of a page must still load."""
+    from tests.test_admin_publishing import article_form
+
+    article = ArticlePage.objects.get(external_id="demo-001")
+    url = f"/admin/pages/{article.id}/edit/preview/"
+    assert admin_client.post(url, article_form("Preview headline", slug=article.slug)).json()[
+        "is_valid"
+    ]
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    assert "<h1>Preview headline</h1>" in response.content.decode()
+    csp = response["Content-Security-Policy"]
+    assert "frame-ancestors 'self'" in csp and "frame-ancestors 'none'" not in csp
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert "public" not in response.get("Cache-Control", "")
+    # …while the published page itself still may not be framed by anyone.
+    admin_client.logout()
+    assert "frame-ancestors 'none'" in admin_client.get(article.url)["Content-Security-Policy"]

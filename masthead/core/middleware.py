@@ -1,7 +1,10 @@
-"""Request/response middleware owned by core: security headers and the URL-driven locale."""
+"""Request/response middleware owned by core: security headers, CSP for previews and the
+URL-driven locale."""
 
 from __future__ import annotations
 
+from csp.constants import SELF
+from csp.middleware import CSPMiddleware as BaseCSPMiddleware
 from django.conf import settings
 from django.utils import translation
 
@@ -41,3 +44,18 @@ class PathLocaleMiddleware:
             translation.deactivate()
         response.headers.setdefault("Content-Language", language)
         return response
+
+
+class CSPMiddleware(BaseCSPMiddleware):
+    """django-csp's middleware, letting the admin frame a page it previews.
+
+    Reader pages may not be framed at all (``frame-ancestors 'none'``), but Wagtail renders a
+    preview by running a simulated request for the page through this same middleware stack
+    and shows the result in a same-origin frame of its editor.
+    """
+
+    def get_policy_parts(self, request, response, report_only=False):
+        parts = super().get_policy_parts(request, response, report_only)
+        if getattr(request, "is_preview", False):
+            parts.replace = {**(parts.replace or {}), "frame-ancestors": [SELF]}
+        return parts

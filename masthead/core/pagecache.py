@@ -71,6 +71,7 @@ class PageCacheMiddleware:
             settings.MASTHEAD_PAGE_CACHE
             and request.method in ("GET", "HEAD")
             and is_anonymous_request(request)
+            and not getattr(request, "is_preview", False)
         )
         if cacheable_request:
             key = _key(request)
