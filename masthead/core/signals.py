@@ -1,5 +1,7 @@
 """Signal wiring for core: anything a reader page shows changes, the page cache forgets."""
 
+from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from wagtail.models import Page
@@ -11,8 +13,38 @@ from .pagecache import invalidate_pages
 @receiver(page_published)
 @receiver(page_unpublished)
 @receiver(post_page_move)
-def _page_changed(sender, **kwargs):
+def _page_changed(sender, instance=None, **kwargs):
     invalidate_pages()
+    if instance is not None and settings.WAGTAILFRONTENDCACHE:
+        transaction.on_commit(lambda: purge_listings(instance))
+
+
+def purge_listings(page) -> None:
+    """Purge, from a CDN in front, the pages that list ``page``.
+
+    Wagtail purges the page's own URL; the section, the home page, the feeds and the
+    sitemaps list it too and would otherwise stay stale for up to ``s-maxage``.
+    """
+    from django.urls import reverse
+    from django.utils import translation
+    from wagtail.contrib.frontend_cache.utils import purge_pages_from_cache, purge_urls_from_cache
+
+    page = page.specific
+    site = page.get_site()
+    if site is None:
+        return
+    listing_pages = [a.specific for a in page.get_ancestors().filter(depth__gt=1)]
+    purge_pages_from_cache([p for p in listing_pages if p.live])
+    paths = ["/sitemap.xml", "/news-sitemap.xml"]
+    with translation.override(page.locale.language_code):
+        paths += [reverse("publishing:feed_rss"), reverse("publishing:feed_atom")]
+        parent = page.get_parent()
+        if parent is not None and parent.depth > 2:
+            paths += [
+                reverse("publishing:section_feed_rss", args=[parent.slug]),
+                reverse("publishing:section_feed_atom", args=[parent.slug]),
+            ]
+    purge_urls_from_cache([site.root_url + path for path in paths])
 
 
 @receiver(post_delete)
