@@ -222,18 +222,23 @@ def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent
         )
         return ProviderEvent.objects.get(pk=event_pk)
     if retry_waiting and event.status == EventStatus.PROCESSED:
-        retry_waiting_events(event.provider)
+        # Only recent ones here (cheap); the reconciliation job retries older ones.
+        retry_waiting_events(event.provider, since=timezone.now() - dt.timedelta(hours=1))
         event.refresh_from_db()
     return event
 
 
-def retry_waiting_events(provider: str, limit: int = 200) -> int:
+def retry_waiting_events(
+    provider: str, *, since: dt.datetime | None = None, limit: int = 200
+) -> int:
     """Try again the events that arrived before what they refer to; returns how many applied."""
     applied = 0
     progress = True
     while progress:  # one applied event may unblock another
         progress = False
         waiting = ProviderEvent.objects.filter(provider=provider, status=EventStatus.WAITING)
+        if since is not None:
+            waiting = waiting.filter(received_at__gte=since)
         for pk in waiting.order_by("received_at").values_list("pk", flat=True)[:limit]:
             if process_event(pk, retry_waiting=False).status == EventStatus.PROCESSED:
                 applied += 1

@@ -91,7 +91,7 @@ def reconcile(now: dt.datetime | None = None, progress=None) -> dict[str, int]:
     ``progress`` may wrap the list of stuck payments (the command passes ``tqdm``).
     """
     from .providers import ProviderError, UnknownProvider, get_provider
-    from .services import process_event, record_findings
+    from .services import process_event, record_findings, retry_waiting_events
 
     now = now or timezone.now()
     after = dt.timedelta(seconds=settings.MASTHEAD_RECONCILE_AFTER)
@@ -132,6 +132,10 @@ def reconcile(now: dt.datetime | None = None, progress=None) -> dict[str, int]:
     for event in ProviderEvent.objects.filter(status=EventStatus.FAILED, attempts__lt=10)[:200]:
         process_event(event.pk)
         report["retried"] += 1
+    for provider in set(
+        ProviderEvent.objects.filter(status=EventStatus.WAITING).values_list("provider", flat=True)
+    ):
+        retry_waiting_events(provider)
     # Events that never found what they refer to (another integration on the same account).
     ProviderEvent.objects.filter(
         status=EventStatus.WAITING, received_at__lt=now - dt.timedelta(days=3)

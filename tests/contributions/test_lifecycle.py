@@ -213,3 +213,35 @@ def test_sandbox_event_command_and_demo_content(site, on_commit, capsys):
     assert "payment.failed" not in capsys.readouterr().out
     plan.refresh_from_db()
     assert plan.status == PlanStatus.PAST_DUE
+
+
+def test_events_waiting_for_their_payment_are_retried(site, on_commit):
+    from masthead.contributions.models import EventStatus
+
+    contribution, _ = services.start_contribution(
+        frequency="once", amount=900, currency="USD", provider_key="sandbox"
+    )
+    sandbox = get_provider("sandbox")
+    early = sandbox.deliver(
+        "payment.refunded", {"payment_id": f"sbx_pay_{contribution.pk}", "amount_refunded": 900}
+    )
+    assert early.status == EventStatus.WAITING
+    recent = sandbox.deliver(
+        "dispute.updated", {"payment_id": f"sbx_pay_{contribution.pk}", "status": "open"}
+    )
+    ProviderEvent.objects.filter(pk=early.pk).update(
+        received_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    with on_commit():
+        sandbox.complete(contribution, "late@example.org")
+    recent.refresh_from_db()
+    early.refresh_from_db()
+    assert recent.status == EventStatus.PROCESSED  # retried at once
+    assert early.status == EventStatus.WAITING  # too old for the quick retry
+    contribution.refresh_from_db()
+    assert contribution.status == ContributionStatus.DISPUTED
+    reconcile()
+    early.refresh_from_db()
+    contribution.refresh_from_db()
+    assert early.status == EventStatus.PROCESSED
+    assert contribution.status == ContributionStatus.REFUNDED
