@@ -1,7 +1,5 @@
 """Masthead's one settings module.
 
-(Engineers working in parallel: read /work/team/WORKING_AGREEMENT.md before editing this file.)
-
 Everything an operator changes comes from environment variables (documented in
 docs/operating.md); every variable has a safe embedded default so that a fresh checkout runs
 the demo with SQLite, the database task worker, a local email outbox and the sandbox payment
