@@ -4,6 +4,7 @@ the send page), subscribers (counts and states; addresses stay encrypted at rest
 from django.urls import include, path, reverse
 from wagtail import hooks
 from wagtail.admin.widgets import Button
+from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.snippets.views.snippets import EditView, SnippetViewSet, SnippetViewSetGroup
 
 from . import admin_views
@@ -52,16 +53,29 @@ class EditionViewSet(SnippetViewSet):
     search_fields = ["subject"]
 
 
+class NoAddPermissionPolicy(ModelPermissionPolicy):
+    """Subscriptions start only from the reader's own double opt-in, never from the admin."""
+
+    def user_has_permission(self, user, action):
+        return action != "add" and super().user_has_permission(user, action)
+
+    def user_has_any_permission(self, user, actions):
+        return any(self.user_has_permission(user, action) for action in actions)
+
+
 class SubscriptionViewSet(SnippetViewSet):
     model = Subscription
     icon = "group"
     menu_label = "Subscribers"
     list_display = ["subscriber", "newsletter", "status", "created_at", "confirmed_at"]
     list_filter = ["newsletter", "status"]
-    add_view_enabled = False
     copy_view_enabled = False
     inspect_view_enabled = True
     panels: list = []
+
+    @property
+    def permission_policy(self):
+        return NoAddPermissionPolicy(self.model)
 
 
 class NewslettersGroup(SnippetViewSetGroup):

@@ -207,6 +207,18 @@ def test_admin_lists_newsletters_and_subscribers(editor, newsletter):
     assert editor.get(f"/admin/snippets/newsletters/subscription/inspect/{pk}/").status_code == 200
 
 
+def test_admin_cannot_add_a_subscription_behind_the_readers_back(editor, newsletter):
+    """Subscriptions come only from double opt-in: no add button, and the add view refuses."""
+    from masthead.newsletters.models import Subscription
+
+    listing = editor.get("/admin/snippets/newsletters/subscription/").content.decode()
+    assert "/admin/snippets/newsletters/subscription/add/" not in listing
+    for method in (editor.get, editor.post):
+        response = method("/admin/snippets/newsletters/subscription/add/")
+        assert response.status_code in (302, 403)
+    assert not Subscription.objects.exists()
+
+
 def test_admin_pages_need_permission(client, django_user_model, newsletter, edition_factory):
     edition = edition_factory(newsletter)
     assert client.get(f"/admin/newsletters/edition/{edition.pk}/send/").status_code == 302
