@@ -265,6 +265,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "wagtailadmin_login"
+LOGIN_REDIRECT_URL = "wagtailadmin_home"  # where two-factor set-up returns (and its Cancel)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ru", "Русский")]
@@ -301,6 +302,8 @@ WAGTAILADMIN_RICH_TEXT_EDITORS = {
     "default": {"WIDGET": "wagtail.admin.rich_text.DraftailRichTextArea"}
 }
 WAGTAIL_ENABLE_UPDATE_CHECK = False
+# Staff avatars from Gravatar would send a hash of each editor's email to a third party.
+WAGTAIL_GRAVATAR_PROVIDER_URL = None
 WAGTAILFRONTENDCACHE = {}
 if env("MASTHEAD_CDN_PURGE_URL"):
     # Any HTTP PURGE-capable cache (Varnish, Nginx with purge, Fastly-style) in front.
