@@ -106,7 +106,10 @@ def load_demo() -> None:
         sent = _edition(newsletter, subject, articles[0].standfirst[:200], articles, True)
         delivery = delivery_start(sent, enqueue=False)
         delivery_run(delivery.pk)
-        Edition.objects.filter(pk=sent.pk).update(sent_at=now - timedelta(days=1))
+        # Shown as last week's issue: sent (and scheduled) a day ago, consistently.
+        Edition.objects.filter(pk=sent.pk).update(
+            sent_at=now - timedelta(days=1), scheduled_at=now - timedelta(days=1)
+        )
     # A draft for the coming Friday, for the editor to finish, preview and send.
     if (articles := _articles("en", 6)[2:5]):
         draft = _edition(english, "Next Friday: what we are working on", "", articles, False)
