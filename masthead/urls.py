@@ -23,6 +23,7 @@ urlpatterns = [
     path("documents/", include(wagtaildocs_urls)),
     path("healthz", core_views.health, name="health"),
     path("robots.txt", core_views.robots_txt, name="robots_txt"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("campaigns/", include("masthead.campaigns.urls")),
     # Email providers' bounce, complaint and inbound webhooks (newsletters.signals).
     path("anymail/", include("anymail.urls")),

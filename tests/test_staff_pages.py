@@ -1,4 +1,5 @@
-"""Staff pages load nothing from third parties either: no Gravatar, no CDN Bootstrap."""
+"""Nothing loads from third parties on staff pages either (no Gravatar, no CDN Bootstrap);
+the favicon is our own."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ def test_two_factor_setup_is_styled_by_us_and_cancel_returns_to_the_admin(
     assert "/static/masthead/css/staff.css" in html
     assert not EXTERNAL.findall(html), EXTERNAL.findall(html)
     assert 'href="/accounts/profile/"' not in html
+
+
+def test_favicon_is_ours_and_found(site, client):
+    page = client.get("/").content.decode()
+    assert 'rel="icon" href="/static/masthead/img/favicon.svg"' in page
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+    assert client.get(response["Location"]).status_code == 200

@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.static import serve
 
 from .pagecache import mark_public
@@ -25,6 +26,12 @@ def robots_txt(request):
         f"Sitemap: {base}/sitemap.xml\nSitemap: {base}/news-sitemap.xml\n"
     )
     return mark_public(HttpResponse(body, content_type="text/plain; charset=utf-8"))
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on their own; send them to the real icon."""
+    response = HttpResponsePermanentRedirect(static("masthead/img/favicon.svg"))
+    return mark_public(response)
 
 
 def media(request, path):
