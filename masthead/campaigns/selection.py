@@ -39,19 +39,33 @@ def eligible_campaigns(
     now: datetime | None = None,
 ) -> list[Campaign]:
     """Campaigns for ``placement`` that may run on ``page`` in ``language``, best first."""
+    return eligible_by_placement(page=page, language=language, now=now).get(placement, [])
+
+
+def eligible_by_placement(
+    *, page: Page | None = None, language: str | None = None, now: datetime | None = None,
+    locale: Locale | None = None,
+) -> dict[str, list[Campaign]]:
+    """Every campaign that may run on ``page`` in ``language``, by placement, best first.
+
+    One query for the campaigns of all placements (plus one each for their variants and
+    sections), so a page with a banner slot, an overlay and an appeal asks once. ``locale``
+    spares the Locale lookup when the caller already has it.
+    """
     now = now or timezone.now()
-    if language:
-        locale = Locale.objects.filter(language_code=language).first()
-    else:
-        try:
-            locale = Locale.get_active()
-        except Locale.DoesNotExist:
-            locale = None
     if locale is None:
-        return []
+        if language:
+            locale = Locale.objects.filter(language_code=language).first()
+        else:
+            try:
+                locale = Locale.get_active()
+            except Locale.DoesNotExist:
+                locale = None
+    if locale is None:
+        return {}
     campaigns = (
         Campaign.objects.running(now)
-        .filter(placement=placement, locale=locale)
+        .filter(locale=locale)
         .prefetch_related(
             Prefetch("variants", queryset=Variant.objects.order_by("sort_order", "id")),
             "sections",
@@ -60,7 +74,7 @@ def eligible_campaigns(
     )
     section = None
     section_known = False
-    chosen = []
+    chosen: dict[str, list[Campaign]] = {}
     for campaign in campaigns:
         variants = list(campaign.variants.all())
         if not variants:
@@ -72,5 +86,5 @@ def eligible_campaigns(
             if section is None or section.pk not in sections:
                 continue
         campaign.variant_list = variants
-        chosen.append(campaign)
+        chosen.setdefault(campaign.placement, []).append(campaign)
     return chosen

@@ -1,37 +1,45 @@
-"""Template context every reader page needs: the outlet's name, sections, the privacy page."""
+"""Template context every reader page needs: the outlet's name, sections, the privacy page.
+
+The section list and the privacy link are lazy, and read the active locale, the settings row
+and the view restrictions through :mod:`masthead.publishing.per_request`, so a page that also
+needs them (campaigns, structured data) does not query for them again.
+"""
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
-from django.utils.translation import get_language
 
 
-def _nav_sections():
-    from wagtail.models import Locale
-
+def _nav_sections(request: HttpRequest | None = None) -> list:
     from masthead.publishing.models import SectionPage
+    from masthead.publishing.per_request import active_locale, public
 
-    try:
-        locale = Locale.objects.get(language_code=get_language())
-    except Locale.DoesNotExist:
+    locale = active_locale(request)
+    if locale is None:
         return []
-    return list(SectionPage.objects.live().public().in_menu().filter(locale=locale))
+    return list(public(SectionPage.objects.live(), request).in_menu().filter(locale=locale))
 
 
-def privacy_url() -> str:
+def privacy_url(request: HttpRequest | None = None) -> str:
     """The URL of the Privacy Policy in the current language, or ''."""
-    from .models import NewsroomSettings
+    from masthead.publishing.per_request import active_locale, newsroom_settings
 
-    page = NewsroomSettings.load().privacy_page
+    page = newsroom_settings(request).privacy_page
     if page is None:
         return ""
-    page = page.localized
-    return page.url or ""
+    # ``page.localized``, with the locale this request already looked up.
+    locale = active_locale(request)
+    if locale is not None and locale.pk != page.locale_id:
+        translation = page.get_translation_or_none(locale)
+        if translation is not None and translation.live:
+            page = translation
+    return page.get_url(request) or ""
 
 
-def newsroom(request):
+def newsroom(request: HttpRequest) -> dict:
     return {
         "outlet_name": settings.MASTHEAD_OUTLET_NAME,
         "base_url": settings.MASTHEAD_BASE_URL,
-        "nav_sections": SimpleLazyObject(_nav_sections),
-        "privacy_url": SimpleLazyObject(privacy_url),
+        "nav_sections": SimpleLazyObject(lambda: _nav_sections(request)),
+        "privacy_url": SimpleLazyObject(lambda: privacy_url(request)),
     }

@@ -8,6 +8,7 @@ the page cache and any CDN may keep it (see ``masthead.core.pagecache``).
 from __future__ import annotations
 
 from django.db import models
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import slugify
@@ -17,7 +18,7 @@ from taggit.models import TaggedItemBase
 from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, PageChooserPanel
 from wagtail.fields import RichTextField, StreamField
 from wagtail.images.models import AbstractImage, AbstractRendition, Image
-from wagtail.models import Orderable, Page
+from wagtail.models import Locale, Orderable, Page
 from wagtail.search import index
 from wagtail.snippets.models import register_snippet
 
@@ -25,6 +26,7 @@ from masthead.core.pagecache import mark_public
 
 from .blocks import ArticleBodyBlock
 from .licences import Licence, deed_url
+from .per_request import public
 
 # --- Images ---------------------------------------------------------------------------------
 
@@ -96,8 +98,10 @@ class ReaderPage(Page):
         return mark_public(super().serve(request, *args, **kwargs))
 
 
-def live_articles(locale=None):
-    qs = ArticlePage.objects.live().public().select_related("lead_image", "locale")
+def live_articles(locale: Locale | None = None, request: HttpRequest | None = None):
+    """Live, public articles (newest first); ``request`` lets the page's parts share one
+    read of the view restrictions."""
+    qs = public(ArticlePage.objects.live(), request).select_related("lead_image", "locale")
     if locale is not None:
         qs = qs.filter(locale=locale)
     return qs.order_by("-published_at", "-id")
@@ -112,10 +116,10 @@ class HomePage(ReaderPage):
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
-        articles = list(live_articles(self.locale)[:25])
+        articles = list(live_articles(self.locale, request)[:25])
         context["lead_articles"] = articles[:1]
         context["articles"] = articles[1:]
-        context["sections"] = SectionPage.objects.live().public().child_of(self)
+        context["sections"] = public(SectionPage.objects.live(), request).child_of(self)
         return context
 
 
@@ -126,14 +130,14 @@ class SectionPage(ReaderPage):
     parent_page_types = ["publishing.HomePage"]
     subpage_types = ["publishing.ArticlePage"]
 
-    def articles(self):
-        return live_articles().child_of(self)
+    def articles(self, request: HttpRequest | None = None):
+        return live_articles(request=request).child_of(self)
 
     def get_context(self, request, *args, **kwargs):
         from django.core.paginator import Paginator
 
         context = super().get_context(request, *args, **kwargs)
-        paginator = Paginator(self.articles(), 20)
+        paginator = Paginator(self.articles(request), 20)
         context["page_obj"] = paginator.get_page(request.GET.get("page"))
         return context
 
@@ -235,22 +239,31 @@ class ArticlePage(ReaderPage):
     def modified_at(self):
         return self.shown_updated_at or self.last_published_at or self.published_at
 
-    def read_more(self, limit: int = 4) -> list[ArticlePage]:
-        picked = [
-            link.page.specific
-            for link in self.related_links.select_related("page")
-            if link.page and link.page.live
-        ]
+    def read_more(
+        self, limit: int = 4, request: HttpRequest | None = None
+    ) -> list[ArticlePage]:
+        # Editors' picks (the chooser offers articles only), in their order, in one query.
+        ids = [link.page_id for link in self.related_links.all() if link.page_id]
+        if ids:
+            found = ArticlePage.objects.live().filter(pk__in=ids).select_related(
+                "lead_image", "locale"
+            )
+            by_id = {article.pk: article for article in found}
+            picked = [by_id[pk] for pk in ids if pk in by_id]
+        else:
+            picked = []
         if picked:
             return picked[:limit]
         return list(
-            live_articles(self.locale).sibling_of(self, inclusive=False)[:limit]
+            live_articles(self.locale, request).sibling_of(self, inclusive=False)[:limit]
         )
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
-        context["read_more"] = self.read_more()
-        context["translations"] = list(self.get_translations().live().public())
+        context["read_more"] = self.read_more(request=request)
+        context["translations"] = list(
+            public(self.get_translations().live(), request).select_related("locale")
+        )
         return context
 
 

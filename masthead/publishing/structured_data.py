@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpRequest
 
 
-def site_root(page) -> str:
-    site = page.get_site()
-    return site.root_url if site else settings.MASTHEAD_BASE_URL
+def site_root(page, request: HttpRequest | None = None) -> str:
+    """The root URL of the page's site, e.g. ``https://example.org``.
+
+    Read from Wagtail's (cached) site root paths rather than ``page.get_site()``, which
+    queries the Site row on every call; ``request`` lets Wagtail reuse what it found for it.
+    """
+    parts = page.get_url_parts(request)
+    return parts[1] if parts and parts[1] else settings.MASTHEAD_BASE_URL
 
 
-def image_url(page, image, spec: str = "width-1200") -> str:
-    return site_root(page) + image.get_rendition(spec).url
+def image_url(
+    page, image, spec: str = "width-1200", request: HttpRequest | None = None
+) -> str:
+    return site_root(page, request) + image.get_rendition(spec).url
 
 
-def article_jsonld(page) -> dict:
+def article_jsonld(page, request: HttpRequest | None = None) -> dict:
     """The NewsArticle object for ``page`` (an ArticlePage)."""
-    from masthead.core.models import NewsroomSettings
+    from .per_request import newsroom_settings
 
     data = {
         "@context": "https://schema.org",
         "@type": "NewsArticle",
-        "mainEntityOfPage": {"@type": "WebPage", "@id": page.full_url},
+        "mainEntityOfPage": {"@type": "WebPage", "@id": page.get_full_url(request)},
         "headline": page.title[:110],
         "inLanguage": page.locale.language_code,
         "datePublished": page.published_at.isoformat() if page.published_at else None,
@@ -32,23 +40,24 @@ def article_jsonld(page) -> dict:
         "publisher": {
             "@type": "NewsMediaOrganization",
             "name": settings.MASTHEAD_OUTLET_NAME,
-            "url": site_root(page) + "/",
+            "url": site_root(page, request) + "/",
         },
         "isAccessibleForFree": True,
     }
     if page.standfirst:
         data["description"] = page.standfirst
     if page.lead_image:
-        data["image"] = [image_url(page, page.lead_image)]
-    if page.section:
-        data["articleSection"] = page.section.title
+        data["image"] = [image_url(page, page.lead_image, request=request)]
+    section = page.section
+    if section:
+        data["articleSection"] = section.title
     keywords = [tag.name for tag in page.tags.all()]
     if keywords:
         data["keywords"] = keywords
-    logo = NewsroomSettings.load().publisher_logo
+    logo = newsroom_settings(request).publisher_logo
     if logo:
         data["publisher"]["logo"] = {
             "@type": "ImageObject",
-            "url": image_url(page, logo, "max-600x60"),
+            "url": image_url(page, logo, "max-600x60", request),
         }
     return {key: value for key, value in data.items() if value is not None}

@@ -19,7 +19,7 @@ from django.utils.translation import get_language
 
 from ..giving import CURRENCY_SYMBOLS, FREQUENCIES, format_amount, giving_choices
 from ..models import Campaign, Placement, Variant
-from ..selection import eligible_campaigns
+from ..selection import eligible_by_placement
 
 register = template.Library()
 
@@ -113,6 +113,26 @@ def _choices(context):
     return choices
 
 
+def _eligible(context, page, placement: str) -> list[Campaign]:
+    """The eligible campaigns for ``placement`` on ``page``, read once per request for all
+    placements (the banner slot, the overlay and the appeal share one query)."""
+    from masthead.publishing.per_request import active_locale
+
+    request = context.get("request")
+    language = get_language()
+    key = (getattr(page, "pk", None), language)
+    memo = getattr(request, "_masthead_campaigns", None)
+    if memo is None:
+        memo = {}
+        if request is not None:
+            request._masthead_campaigns = memo
+    if key not in memo:
+        memo[key] = eligible_by_placement(
+            page=page, language=language, locale=active_locale(request)
+        )
+    return memo[key].get(placement, [])
+
+
 def _supporter_days() -> dict[str, int]:
     return settings.MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS
 
@@ -122,14 +142,11 @@ def support_banner(context) -> dict:
     """The banner slot (space always reserved) with every eligible banner, and overlays."""
     page = context.get("page")
     page = page if hasattr(page, "pk") and hasattr(page, "get_parent") else None
-    language = get_language()
     choices = _choices(context)
-    banners = eligible_campaigns(Placement.BANNER, page=page, language=language)
+    banners = _eligible(context, page, Placement.BANNER)
     # Overlays interrupt reading, so only on the newsroom's own pages: never over a checkout,
     # a sign-up confirmation or another app's form.
-    overlays = (
-        eligible_campaigns(Placement.OVERLAY, page=page, language=language) if page else []
-    )
+    overlays = _eligible(context, page, Placement.OVERLAY) if page else []
     for campaign in banners + overlays:
         prepare_variants(campaign, campaign.variant_list, choices)
     supporter = _supporter_days()
@@ -148,7 +165,7 @@ def support_banner(context) -> dict:
 @register.inclusion_tag("campaigns/appeal.html", takes_context=True)
 def appeal(context, page=None) -> dict:
     """The end-of-article appeal: every eligible appeal campaign and its variants."""
-    campaigns = eligible_campaigns(Placement.APPEAL, page=page, language=get_language())
+    campaigns = _eligible(context, page, Placement.APPEAL)
     choices = _choices(context)
     action, method = _checkout()
     for campaign in campaigns:

@@ -16,18 +16,19 @@ _JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
 @register.simple_tag(takes_context=True)
 def jsonld(context, page):
     """A ``<script type="application/ld+json">`` for an article, with the CSP nonce."""
-    payload = json.dumps(article_jsonld(page), ensure_ascii=False).translate(_JSON_ESCAPES)
-    nonce = getattr(context.get("request"), "csp_nonce", "")
+    request = context.get("request")
+    payload = json.dumps(article_jsonld(page, request), ensure_ascii=False).translate(_JSON_ESCAPES)
+    nonce = getattr(request, "csp_nonce", "")
     return format_html(
         '<script type="application/ld+json" nonce="{}">{}</script>', nonce, mark_safe(payload)  # noqa: S308 (escaped above)
     )
 
 
-@register.simple_tag
-def absolute_image_url(page, image, spec="width-1200"):
-    return image_url(page, image, spec)
+@register.simple_tag(takes_context=True)
+def absolute_image_url(context, page, image, spec="width-1200"):
+    return image_url(page, image, spec, context.get("request"))
 
 
-@register.simple_tag
-def root_url(page):
-    return site_root(page)
+@register.simple_tag(takes_context=True)
+def root_url(context, page):
+    return site_root(page, context.get("request"))
