@@ -161,3 +161,14 @@ def test_admin_preview_of_an_article_may_be_framed_by_the_admin(demo, admin_clie
     # …while the published page itself still may not be framed by anyone.
     admin_client.logout()
     assert "frame-ancestors 'none'" in admin_client.get(article.url)["Content-Security-Policy"]
+
+
+def test_russian_article_page_speaks_russian_throughout(demo, client):
+    russian = ArticlePage.objects.get(external_id="demo-009")
+    html = client.get(russian.url).content.decode()
+    for phrase in ("Читайте также", "Перейти к содержанию", "Поддержите нас", "Автор:"):
+        assert phrase in html, phrase
+    for english in (">Read more<", ">Skip to content<", ">By <"):
+        assert english not in html, english
+    results = client.get("/ru/search/?q=паром").content.decode()
+    assert "результат" in results
