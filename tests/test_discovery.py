@@ -202,6 +202,7 @@ def test_jsonld_cannot_be_broken_out_of(demo, client):
     assert jsonld(client, page)["headline"] == page.title
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_search_finds_articles_in_the_current_language(demo, subprocess_env, client):
     # Wagtail indexes pages in a background task: run the real worker once, as production does.
     worker = [sys.executable, "-m", "masthead.cli", "db_worker", "--batch", "--no-startup-delay",

@@ -9,8 +9,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
-from wagtail.models import Locale, Page, Site
+from wagtail.models import Collection, Locale, Page, Site
 
 from masthead.core.models import NewsroomSettings
 
@@ -34,13 +35,35 @@ PRIVACY_RU = (
 )
 
 
+def _tree_root() -> Page:
+    """Wagtail's root page (and root collection), re-created if a flushed database lost them.
+
+    Wagtail's migrations create both; a database emptied by ``flush`` (as transactional tests
+    do) has neither, and nothing in Wagtail works without them.
+    """
+    if not Collection.objects.filter(depth=1).exists():
+        Collection.add_root(name="Root")
+    root = Page.get_first_root_node()
+    if root is None:
+        ContentType.objects.clear_cache()  # a flush re-created the content types
+        root = Page.add_root(
+            instance=Page(
+                title="Root",
+                slug="root",
+                content_type=ContentType.objects.get_for_model(Page),
+                locale=Locale.get_default(),
+            )
+        )
+    return root
+
+
 def ensure_site() -> HomePage:
     """The default-language home page as the site's root, and a home per language."""
     for code in ("en", "ru"):
         Locale.objects.get_or_create(language_code=code)
     home = HomePage.objects.filter(locale__language_code="en").first()
     if home is None:
-        root = Page.get_first_root_node()
+        root = _tree_root()
         # Wagtail's placeholder "Welcome" page (a bare Page) makes way for the real home.
         for placeholder in root.get_children().filter(content_type__model="page"):
             if not placeholder.get_children().exists():
