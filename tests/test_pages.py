@@ -172,3 +172,14 @@ def test_russian_article_page_speaks_russian_throughout(demo, client):
         assert english not in html, english
     results = client.get("/ru/search/?q=паром").content.decode()
     assert "результат" in results
+
+
+def test_new_article_headline_fills_the_slug_in_the_admin(demo, admin_client):
+    """The headline field carries Wagtail's title-to-slug sync, so a first save needs no slug."""
+    from masthead.publishing.models import SectionPage
+
+    section = SectionPage.objects.get(slug="news")
+    add_url = f"/admin/pages/add/publishing/articlepage/{section.id}/"
+    html = admin_client.get(add_url).content.decode()
+    title_input = re.search(r'<input[^>]*name="title"[^>]*>', html).group(0)
+    assert "w-sync" in title_input and "slug" in title_input, title_input

@@ -15,7 +15,13 @@ from django.utils.text import slugify
 from modelcluster.contrib.taggit import ClusterTaggableManager
 from modelcluster.fields import ParentalKey
 from taggit.models import TaggedItemBase
-from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, PageChooserPanel
+from wagtail.admin.panels import (
+    FieldPanel,
+    InlinePanel,
+    MultiFieldPanel,
+    PageChooserPanel,
+    TitleFieldPanel,
+)
 from wagtail.fields import RichTextField, StreamField
 from wagtail.images.models import AbstractImage, AbstractRendition, Image
 from wagtail.models import Locale, Orderable, Page
@@ -177,7 +183,7 @@ class ArticlePage(ReaderPage):
     )
 
     content_panels = [
-        FieldPanel("title", heading="Headline"),
+        TitleFieldPanel("title", heading="Headline"),
         FieldPanel("standfirst"),
         InlinePanel("article_authors", label="Authors", min_num=0),
         MultiFieldPanel(
