@@ -354,6 +354,10 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# Behind our own reverse proxy: rate limits count the first X-Forwarded-For address
+# (masthead.core.ratelimit), and in production the proxy's scheme and host are trusted.
+MASTHEAD_BEHIND_PROXY = env_bool("MASTHEAD_BEHIND_PROXY")
+
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
@@ -361,7 +365,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    if env_bool("MASTHEAD_BEHIND_PROXY"):
+    if MASTHEAD_BEHIND_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
         USE_X_FORWARDED_HOST = True
 
@@ -452,8 +456,6 @@ MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS = {
 MASTHEAD_CAMPAIGNS_SUBSCRIBER_DAYS = env_int("MASTHEAD_CAMPAIGNS_SUBSCRIBER_DAYS", 365)
 # Campaign events (impressions, clicks, dismissals) one address may report per hour.
 MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR = env_int("MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR", 600)
-# Behind a reverse proxy, rate-limit by the first X-Forwarded-For address instead.
-MASTHEAD_CAMPAIGNS_TRUST_FORWARDED_FOR = env_bool("MASTHEAD_BEHIND_PROXY")
 
 # --- newsletters ---
 # Delivery engine (docs/newsletters.md): messages a second per delivery (0 = no limit), SMTP
@@ -480,8 +482,6 @@ MASTHEAD_NEWSLETTER_SIGNUPS_PER_ADDRESS = env_int("MASTHEAD_NEWSLETTER_SIGNUPS_P
 MASTHEAD_NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("MASTHEAD_NEWSLETTER_SOFT_BOUNCE_LIMIT", 3)
 # Which Privacy Policy consent refers to; blank: the privacy page's current revision.
 MASTHEAD_PRIVACY_POLICY_VERSION = env("MASTHEAD_PRIVACY_POLICY_VERSION")
-# Behind a reverse proxy, rate-limit sign-ups by the first X-Forwarded-For address.
-MASTHEAD_NEWSLETTER_TRUST_FORWARDED_FOR = env_bool("MASTHEAD_BEHIND_PROXY")
 # Off by default: no open or click tracking. On: the HTML part's links count clicks per link
 # and edition (aggregate only, nothing per reader), shown on the edition's send page.
 MASTHEAD_NEWSLETTER_CLICK_COUNTS = env_bool("MASTHEAD_NEWSLETTER_CLICK_COUNTS", False)

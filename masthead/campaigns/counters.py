@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
+from masthead.core.ratelimit import client_address, spend
 from masthead.core.scheduler import every
 
 from .models import Variant, VariantCounter
@@ -115,14 +116,6 @@ def on_contribution_succeeded(sender=None, contribution=None, source: str = "", 
 # --- rate limiting --------------------------------------------------------------------------
 
 
-def _client_address(request) -> str:
-    if getattr(settings, "MASTHEAD_CAMPAIGNS_TRUST_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR", "")
-
-
 def within_rate_limit(request, n_events: int) -> bool:
     """Spend ``n_events`` from this address's hourly budget; False when it is exhausted.
 
@@ -132,20 +125,7 @@ def within_rate_limit(request, n_events: int) -> bool:
     limit = settings.MASTHEAD_CAMPAIGNS_EVENTS_PER_HOUR
     hour = int(time.time() // 3600)
     digest = hashlib.sha256(
-        f"{settings.SECRET_KEY}:{hour}:{_client_address(request)}".encode()
+        f"{settings.SECRET_KEY}:{hour}:{client_address(request)}".encode()
     ).hexdigest()[:32]
     key = f"campaigns:rate:{digest}"
-    cache.add(key, 0, timeout=3700)
-    try:
-        used = cache.incr(key, n_events)
-    except ValueError:
-        cache.set(key, n_events, timeout=3700)
-        used = n_events
-    if used > limit:
-        # Don't let refused batches eat into the next honest one from a shared address.
-        try:
-            cache.decr(key, n_events)
-        except ValueError:
-            pass
-        return False
-    return True
+    return spend(key, limit, 3700, amount=n_events, refund_refused=True)

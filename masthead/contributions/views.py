@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from masthead.core.crypto import email_index
 from masthead.core.pagecache import mark_public
+from masthead.core.ratelimit import client_address, spend
 
 from . import services
 from .forms import ChangePlanForm, GiveForm, ManageLinkForm, SandboxPayForm
@@ -98,7 +98,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     """Validate the giving form and hand the reader to the chosen provider's checkout."""
     form = GiveForm(request.POST)
     limit = settings.MASTHEAD_CHECKOUTS_PER_IP
-    if limit and _rate_limited(f"contrib:checkout:ip:{_client_ip(request)}", limit):
+    if not spend(f"contrib:checkout:ip:{client_address(request)}", limit):
         # Each checkout creates a record here and a session at the provider: no floods.
         context = _give_context(
             request,
@@ -270,22 +270,6 @@ def webhook(request: HttpRequest, provider_key: str) -> HttpResponse:
     return JsonResponse({"status": event.status, "id": event.event_id}, status=status)
 
 
-def _client_ip(request: HttpRequest) -> str:
-    if settings.USE_X_FORWARDED_HOST:  # behind our own reverse proxy (MASTHEAD_BEHIND_PROXY)
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.META.get("REMOTE_ADDR", "")
-
-
-def _rate_limited(key: str, limit: int, seconds: int = 3600) -> bool:
-    cache.add(key, 0, seconds)
-    try:
-        return cache.incr(key) > limit
-    except ValueError:
-        return False
-
-
 @never_cache
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
@@ -301,8 +285,8 @@ def manage_request(request: HttpRequest) -> HttpResponse:
         from .tasks import send_manage_link
 
         index = email_index(form.cleaned_data["email"])
-        ip = _client_ip(request)
-        limited = _rate_limited(f"contrib:manage:e:{index}", 3) or _rate_limited(
+        ip = client_address(request)
+        limited = not spend(f"contrib:manage:e:{index}", 3) or not spend(
             f"contrib:manage:ip:{ip}", 30
         )
         donor = Donor.objects.filter(email_index=index, erased_at__isnull=True).first()

@@ -12,7 +12,6 @@ import hashlib
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import get_language
@@ -23,6 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from masthead.core.crypto import email_index
 from masthead.core.pagecache import mark_public
+from masthead.core.ratelimit import client_address, spend
 
 from . import tokens
 from .forms import SignupForm
@@ -106,27 +106,6 @@ def click(request, edition, link):
 # --- Sign-up ----------------------------------------------------------------------------------
 
 
-def _client_ip(request) -> str:
-    if settings.MASTHEAD_NEWSLETTER_TRUST_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR", "")
-
-
-def _over_limit(key: str, limit: int, seconds: int = 3600) -> bool:
-    """Count one use of ``key`` in the current window; True once past ``limit``."""
-    if limit <= 0:
-        return False
-    if cache.add(key, 1, timeout=seconds):
-        return False
-    try:
-        return cache.incr(key) > limit
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=seconds)
-        return False
-
-
 def _ip_key(ip: str) -> str:
     return "newsletters:signup:ip:" + hashlib.sha256(ip.encode()).hexdigest()[:32]
 
@@ -137,7 +116,7 @@ def _ip_key(ip: str) -> str:
 def subscribe(request):
     language = get_language()
     form = SignupForm(request.POST, language=language)
-    if _over_limit(_ip_key(_client_ip(request)), settings.MASTHEAD_NEWSLETTER_SIGNUPS_PER_IP):
+    if not spend(_ip_key(client_address(request)), settings.MASTHEAD_NEWSLETTER_SIGNUPS_PER_IP):
         return render(
             request,
             "newsletters/signup_error.html",
@@ -154,7 +133,7 @@ def subscribe(request):
         # Per address: a bounded number of emails an hour, however many people ask; past it
         # the reader sees the same page (nothing to learn) and no further email goes out.
         address_key = "newsletters:signup:address:" + email_index(email)[:32]
-        if not _over_limit(address_key, settings.MASTHEAD_NEWSLETTER_SIGNUPS_PER_ADDRESS):
+        if spend(address_key, settings.MASTHEAD_NEWSLETTER_SIGNUPS_PER_ADDRESS):
             for newsletter in form.cleaned_data["newsletters"]:
                 subscription_request(
                     email,
