@@ -51,7 +51,7 @@ class CampaignViewSet(SnippetViewSet):
                 label=_("Name"),
                 get_url=lambda obj: reverse(self.get_url_name("edit"), args=[obj.pk]),
             ),
-            LocaleColumn(),
+            LocaleColumn(label=_("Locale")),
             Column("get_placement_display", label=_("Placement")),
             BooleanColumn("enabled", label=_("Enabled")),
             Column("priority", label=_("Priority")),

@@ -9,4 +9,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Masthead core"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished
+
         from . import signals  # noqa: F401  (page cache invalidation)
+        from .middleware import reset_language
+
+        request_finished.connect(reset_language, dispatch_uid="masthead.core.reset_language")

@@ -32,6 +32,7 @@ class PathLocaleMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.codes = {code for code, _name in settings.LANGUAGES}
+        load_urlconf_in_default_language()
 
     def __call__(self, request):
         first = request.path_info.lstrip("/").split("/", 1)[0]
@@ -44,6 +45,31 @@ class PathLocaleMiddleware:
             translation.deactivate()
         response.headers.setdefault("Content-Language", language)
         return response
+
+
+def load_urlconf_in_default_language() -> None:
+    """Import the URLconf now, under the default language, before any request activates one.
+
+    Django imports the URLconf on the first request a process resolves, and Wagtail builds
+    its admin views then: the viewsets' list columns (``LocaleColumn``'s "Locale") and edit
+    form classes (a snippet chooser's "Choose newsletter") evaluate their labels at that
+    moment and keep them for the life of the process. Left to the first request, a worker
+    whose first visitor read ``/ru/…`` showed the English admin in Russian until restarted.
+    """
+    from django.urls import get_resolver
+
+    with translation.override(settings.LANGUAGE_CODE):
+        get_resolver().url_patterns  # noqa: B018  (the import is the point)
+
+
+def reset_language(**kwargs) -> None:
+    """``request_finished``: no language outlives the request that activated it.
+
+    PathLocaleMiddleware deactivates on the way out; this also covers a response closed
+    after it (streaming) and any code that activated a language without restoring it, so
+    the next request on this thread starts from the default.
+    """
+    translation.deactivate()
 
 
 class CSPMiddleware(BaseCSPMiddleware):
