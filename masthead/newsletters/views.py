@@ -89,6 +89,9 @@ def latest(request):
     return _edition_response(request, found)
 
 
+_MAX_ID = 2**63 - 1  # BigAutoField, on SQLite and PostgreSQL
+
+
 @never_cache
 def click(request, edition, link):
     """Count a click on an edition's link (aggregate only) and go on to it. Only links that
@@ -98,6 +101,9 @@ def click(request, edition, link):
 
     from .models import EditionLink
 
+    if not (0 < edition <= _MAX_ID and 0 < link <= _MAX_ID):
+        # The URL converter takes any digits; the database's integers stop at 2**63 - 1.
+        raise Http404("No such link")
     found = get_object_or_404(EditionLink, pk=link, edition_id=edition)
     EditionLink.objects.filter(pk=found.pk).update(clicks=F("clicks") + 1)
     return HttpResponseRedirect(found.url)

@@ -255,6 +255,17 @@ def test_no_click_tracking_by_default_and_only_aggregate_counts_when_on(
     assert client.get(f"/newsletter/r/{edition.pk + 1}/{link.pk}/").status_code == 404
 
 
+@pytest.mark.parametrize("edition_id, link_id", [
+    (2**63, 1), (1, 2**63), (10**30, 10**30), (2**31, 1), (0, 0),
+])
+def test_click_counter_ids_out_of_any_database_range_are_404(
+    client, newsletter, edition_factory, edition_id, link_id
+):
+    edition_factory(newsletter)
+    response = client.get(f"/newsletter/r/{edition_id}/{link_id}/")
+    assert response.status_code == 404
+
+
 def test_admin_live_preview_can_be_framed_by_the_admin(editor, newsletter, edition_factory):
     from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
 
