@@ -1,4 +1,5 @@
-"""Reader views: sign-up, confirmation, one-click unsubscribe, web versions and the archive.
+"""Reader views: sign-up, confirmation, unsubscribe (one click for mail programs), web
+versions and the archive.
 
 Sign-up forms sit on cached pages that anonymous readers get without cookies, so the POST
 views are CSRF-exempt; what protects them instead: nothing they do needs the reader's
@@ -26,7 +27,7 @@ from masthead.core.ratelimit import client_address, spend
 
 from . import tokens
 from .forms import SignupForm
-from .models import Edition, Newsletter
+from .models import Edition, Newsletter, Subscription
 from .subscriptions import subscription_confirm, subscription_request, subscription_unsubscribe
 
 
@@ -179,12 +180,20 @@ def confirm(request, token):
     )
 
 
+def _noindex(response: HttpResponse) -> HttpResponse:
+    """Link pages carrying a token: never cached (``never_cache``), never indexed."""
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
 @never_cache
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request, token):
-    """One click: the footer link (GET) and RFC 8058's POST both unsubscribe at once; the
-    page it shows offers to undo it."""
+    """The footer link (GET) shows a page with one button; its POST unsubscribes. Mail
+    scanners that follow links must not unsubscribe the reader (as with confirmation).
+    RFC 8058's one-click POST (``List-Unsubscribe=One-Click``) unsubscribes at once, and
+    the page after unsubscribing offers to undo it."""
     try:
         subscription_id = tokens.read_unsubscribe_token(token)
     except signing.BadSignature:
@@ -192,28 +201,41 @@ def unsubscribe(request, token):
             return HttpResponse(
                 "This unsubscribe link is damaged.", status=400, content_type="text/plain"
             )
-        return render(request, "newsletters/link_problem.html", {}, status=400)
-    if request.method == "POST" and request.POST.get("action") == "resubscribe":
+        return _noindex(render(request, "newsletters/link_problem.html", {}, status=400))
+    if request.method != "POST":
+        subscription = (
+            Subscription.objects.select_related("newsletter").filter(pk=subscription_id).first()
+        )
+        if subscription is None:
+            raise Http404("No such subscription")
+        return _noindex(render(
+            request,
+            "newsletters/unsubscribe.html",
+            {"newsletter": subscription.newsletter, "token": token},
+        ))
+    action = request.POST.get("action")
+    if action == "resubscribe":
         subscription = subscription_confirm(subscription_id, "", source="undo on unsubscribe page")
         if subscription is None:
             raise Http404("No such subscription")
         newsletter = subscription.newsletter
-        return render(
+        return _noindex(render(
             request,
             "newsletters/confirmed.html",
             {"newsletter": newsletter, "latest": _latest_edition(newsletter)},
-        )
+        ))
+    from_page = action == "unsubscribe"
     subscription = subscription_unsubscribe(
         subscription_id,
-        source="one-click (List-Unsubscribe-Post)" if request.method == "POST" else "link",
+        source="link (unsubscribe page)" if from_page else "one-click (List-Unsubscribe-Post)",
     )
     if subscription is None:
         raise Http404("No such subscription")
-    if request.method == "POST":
+    if not from_page:
         # RFC 8058: the mail program posts "List-Unsubscribe=One-Click" and shows nothing.
         return HttpResponse("Unsubscribed.", content_type="text/plain; charset=utf-8")
-    return render(
+    return _noindex(render(
         request,
         "newsletters/unsubscribed.html",
         {"newsletter": subscription.newsletter, "token": token},
-    )
+    ))
