@@ -44,6 +44,8 @@ def run(argv: list[str]) -> int:
             "--workers", str(options.workers),
             "--threads", "4",
             "--access-logfile", "-",
+            # access-log lines without the link tokens (confirm, unsubscribe, manage, checkout)
+            "--logger-class", "masthead.core.logredact.GunicornLogger",
             "--graceful-timeout", "10",
         ]
     )

@@ -373,10 +373,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Link tokens (confirm, unsubscribe, manage, checkout) never reach a log line.
+    "filters": {"redact_link_tokens": {"()": "masthead.core.logredact.RedactLinkTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_link_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["redact_link_tokens"]},
+        "django.server": {
+            "handlers": ["console"], "propagate": False, "filters": ["redact_link_tokens"]
+        },
+        "django.security": {"filters": ["redact_link_tokens"]},
         "django.security.DisallowedHost": {"level": "ERROR"},
         "wagtail": {"level": env("WAGTAIL_LOG_LEVEL", "WARNING")},
     },
