@@ -41,7 +41,15 @@ from masthead.core.crypto import decrypt
 from masthead.core.pagecache import invalidate_pages
 
 from . import tokens
-from .models import Delivery, DeliveryRecipient, Edition, Subscriber, Subscription
+from .models import (
+    Delivery,
+    DeliveryRecipient,
+    Edition,
+    SentMessage,
+    Subscriber,
+    Subscription,
+    message_id_key,
+)
 from .rendering import MessageTemplate, Recipient, render_edition
 from .senders import PERMANENT, SENT, Result, make_sender
 
@@ -268,6 +276,20 @@ def record_results(delivery_id: int, worker: str, results: list[Result]) -> dict
             [State.SENT, now, delivery_id, worker],
             sent,
         )
+        # The provider's message ids (anymail backends), so that its bounce and complaint
+        # events can be matched to what we sent: one bulk insert, none for SMTP sends.
+        named = [r for r in results if r.outcome == SENT and r.esp_message_id]
+        if named:
+            SentMessage.objects.bulk_create(
+                SentMessage(
+                    message_id=message_id_key(r.message_id),
+                    esp_message_id=message_id_key(r.esp_message_id),
+                    subscription_id=r.subscription_id,
+                    kind="edition",
+                    sent_at=now,
+                )
+                for r in named
+            )
         attempts = dict(
             DeliveryRecipient.objects.filter(id__in=[r.ledger_id for r in retry]).values_list(
                 "id", "attempts"

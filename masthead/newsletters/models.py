@@ -435,3 +435,27 @@ class ProviderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.esp_name} {self.event_type} {self.event_id}"
+
+
+def message_id_key(value: str) -> str:
+    """A message id as stored and looked up: no angle brackets or surrounding space."""
+    return ("" if value is None else str(value)).strip().strip("<>").strip()[:255]
+
+
+class SentMessage(models.Model):
+    """A message Masthead sent to one subscription, by the ids a provider's event may name:
+    our ``Message-ID`` (without angle brackets) and the provider's own message id. A bounce,
+    complaint or unsubscribe event changes a subscriber only when it names one of these (or
+    an edition ``Message-ID`` the delivery ledger shows as sent) — see ``signals.py``.
+
+    Edition messages sent over SMTP get no row: their ``Message-ID`` is derived from the
+    ledger (``edition-<id>.<subscription>@host``). Rows go away with the subscription."""
+
+    message_id = models.CharField(max_length=255, db_index=True)
+    esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16)  # edition, confirm, already
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.message_id}"

@@ -38,6 +38,11 @@ class Result:
     outcome: str
     error: str = ""
     hard_bounce: bool = False
+    # Set by senders whose backend reports the provider's message id (anymail), so that the
+    # ledger can record it and a bounce webhook naming it can be matched (signals.py).
+    subscription_id: int = 0
+    message_id: str = ""
+    esp_message_id: str = ""
 
 
 def uses_smtp() -> bool:
@@ -223,15 +228,25 @@ class BackendSender:
         except Exception as exc:  # noqa: BLE001 - classified below
             return self._classify(recipient, exc)
         status = getattr(message, "anymail_status", None)
+        esp_message_id = ""
         if status is not None and status.recipients:
-            state = next(iter(status.recipients.values())).status
+            one = next(iter(status.recipients.values()))
+            state = one.status
             if state in ("rejected", "invalid"):
                 return Result(recipient.ledger_id, PERMANENT, f"provider: {state}", True)
             if state == "failed":
                 return Result(recipient.ledger_id, TRANSIENT, "provider: failed")
+            esp_message_id = "" if one.message_id is None else str(one.message_id)
         if not sent:
             return Result(recipient.ledger_id, TRANSIENT, "backend sent nothing")
-        return Result(recipient.ledger_id, SENT)
+        if not esp_message_id:
+            return Result(recipient.ledger_id, SENT)
+        return Result(
+            recipient.ledger_id, SENT,
+            subscription_id=recipient.subscription_id,
+            message_id=self.template.message_id(recipient),
+            esp_message_id=esp_message_id,
+        )
 
     def _classify(self, recipient: Recipient, exc: Exception) -> Result:
         error = f"{type(exc).__name__}: {exc}"[:300]

@@ -3,17 +3,27 @@ addresses. A complaint or a hard bounce stops all mail to the address at once; s
 (deferrals, timeouts, blocks) count, and suppress at ``MASTHEAD_NEWSLETTER_SOFT_BOUNCE_LIMIT``.
 An "unsubscribed" event from the provider unsubscribes from every newsletter. Each event is
 stored once by (provider, event id), so a replayed webhook changes nothing.
+
+These receivers only hear events from the authenticated webhook routes (``webhooks.py``), and
+an event changes a subscriber only when it names a message we sent to that subscriber: the
+provider's message id or our ``Message-ID`` recorded in ``SentMessage``, or an edition
+``Message-ID`` the delivery ledger shows as sent. Anything else is stored with the outcome
+"unknown message" and ignored, so knowing a reader's address is not enough to cut them off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+from urllib.parse import urlsplit
 
 from anymail.signals import EventType, RejectReason, inbound, tracking
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 
-from .models import ProviderEvent, Subscription
+from .models import DeliveryRecipient, ProviderEvent, SentMessage, Subscription, message_id_key
 from .subscriptions import (
     subscriber_find,
     subscriber_soft_bounce,
@@ -52,13 +62,69 @@ def classify(event) -> str:
     return "soft"
 
 
+EDITION_MESSAGE_ID = re.compile(r"^edition-(\d+)\.(\d+)@(.+)$")
+
+
+def _named_message_ids(event) -> list[str]:
+    """The ids an event names its message by: anymail's ``message_id`` (the provider's id),
+    and our own ``Message-ID`` where the provider echoes the headers (Amazon SES, Mailgun)."""
+    ids = [event.message_id]
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    mail = raw.get("mail") if isinstance(raw.get("mail"), dict) else {}
+    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    ids.append(common.get("messageId"))
+    data = raw.get("event-data") if isinstance(raw.get("event-data"), dict) else {}
+    message = data.get("message") if isinstance(data.get("message"), dict) else {}
+    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    ids.append(headers.get("message-id"))
+    keys = [message_id_key(i) for i in ids if isinstance(i, str)]
+    return list(dict.fromkeys(k for k in keys if k))
+
+
+def sent_message_subscriber(event) -> int | None:
+    """The id of the subscriber we sent the event's message to, or None if we never sent it."""
+    keys = _named_message_ids(event)
+    if not keys:
+        return None
+    known = (
+        SentMessage.objects.filter(esp_message_id__in=keys).values_list(
+            "subscription__subscriber_id", flat=True
+        ).first()
+        or SentMessage.objects.filter(message_id__in=keys).values_list(
+            "subscription__subscriber_id", flat=True
+        ).first()
+    )
+    if known:
+        return known
+    host = urlsplit(settings.MASTHEAD_BASE_URL).hostname or "localhost"
+    for key in keys:
+        match = EDITION_MESSAGE_ID.match(key)
+        if match and match[3].lower() == host.lower():
+            found = DeliveryRecipient.objects.filter(
+                delivery__edition_id=int(match[1]),
+                subscription_id=int(match[2]),
+                state=DeliveryRecipient.State.SENT,
+            ).values_list("subscription__subscriber_id", flat=True).first()
+            if found:
+                return found
+    return None
+
+
 @receiver(tracking, dispatch_uid="masthead.newsletters.tracking")
 def handle_tracking(sender, event, esp_name, **kwargs) -> None:
     if event.event_type not in HANDLED or not event.recipient:
         return
     subscriber = subscriber_find(event.recipient)
+    if subscriber is not None and sent_message_subscriber(event) != subscriber.pk:
+        subscriber = None  # not a message we sent to this address: vouches for nothing
     kind = classify(event)
-    event_id = event.event_id or f"{event.event_type}:{event.recipient}:{event.timestamp}"
+    # One notification may name several recipients (Amazon SES): the event id is made
+    # per recipient, with a hash rather than the address, which is kept only encrypted.
+    address = hashlib.sha256(event.recipient.strip().lower().encode()).hexdigest()[:16]
+    if event.event_id:
+        event_id = f"{event.event_id}/{address}"
+    else:
+        event_id = f"{event.event_type}:{event.message_id}:{event.timestamp}/{address}"
     try:
         with transaction.atomic():
             record = ProviderEvent.objects.create(
@@ -67,11 +133,13 @@ def handle_tracking(sender, event, esp_name, **kwargs) -> None:
                 event_type=event.event_type,
                 reject_reason=event.reject_reason or "",
                 subscriber=subscriber,
-                outcome=kind if subscriber else "unknown address",
+                outcome=kind if subscriber else "unknown message",
             )
     except IntegrityError:
         return  # seen before
     if subscriber is None:
+        log.info("%s %s event about a message we did not send ignored", esp_name,
+                 event.event_type)
         return
     detail = f"{esp_name} {event.event_type}"
     if event.reject_reason:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import make_msgid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -22,7 +24,14 @@ from django.utils import timezone, translation
 from masthead.core.crypto import email_index, normalise_email
 
 from . import tokens
-from .models import ConsentRecord, Newsletter, Subscriber, Subscription
+from .models import (
+    ConsentRecord,
+    Newsletter,
+    SentMessage,
+    Subscriber,
+    Subscription,
+    message_id_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +62,36 @@ def _send(to: str, subject: str, template: str, context: dict, language: str) ->
         context = {"outlet_name": settings.MASTHEAD_OUTLET_NAME, **context}
         text = render_to_string(f"newsletters/email/{template}.txt", context)
         html = render_to_string(f"newsletters/email/{template}.html", context)
-    message = EmailMultiAlternatives(subject, text, to=[to])
+    subscription = context.get("subscription")
+    host = urlsplit(settings.MASTHEAD_BASE_URL).hostname or "localhost"
+    message_id = make_msgid(f"{template}-{getattr(subscription, 'pk', 0)}", domain=host)
+    message = EmailMultiAlternatives(subject, text, to=[to], headers={"Message-ID": message_id})
     message.attach_alternative(html, "text/html")
     try:
         message.send()
     except Exception:  # a mail server hiccup must not turn a sign-up into an error page
         log.exception("could not send the %s email", template)
+        return
+    if subscription is not None:
+        _remember_sent(message, message_id, subscription.pk, template)
+
+
+def _remember_sent(message, message_id: str, subscription_id: int, kind: str) -> None:
+    """Record a sent message by its ids, so that the provider's bounce or complaint about it
+    is recognised (``signals.py``); the provider's id comes from anymail's status."""
+    status = getattr(message, "anymail_status", None)
+    recipients = list(status.recipients.values()) if status is not None else []
+    esp_message_id = recipients[0].message_id if recipients else None
+    try:
+        with transaction.atomic():
+            SentMessage.objects.create(
+                message_id=message_id_key(message_id),
+                esp_message_id=message_id_key(esp_message_id),
+                subscription_id=subscription_id,
+                kind=kind,
+            )
+    except DatabaseError:  # the subscription was erased meanwhile: nothing to remember
+        log.warning("could not record the %s email as sent", kind)
 
 
 def confirm_url(subscription: Subscription) -> str:
