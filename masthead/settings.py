@@ -255,6 +255,24 @@ ANYMAIL = {
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_")
 }
+# Email providers whose bounce/complaint/inbound webhooks are served (newsletters.webhooks):
+# e.g. "postmark" or "mailgun,amazon_ses"; by default the ESP of an anymail EMAIL_BACKEND;
+# "none" for no webhooks. Each needs ANYMAIL_WEBHOOK_SECRET or its signing key.
+_anymail_esp = (
+    EMAIL_BACKEND.split(".")[2]
+    if EMAIL_BACKEND.startswith("anymail.backends.") and EMAIL_BACKEND.count(".") == 3
+    else ""
+)
+MASTHEAD_EMAIL_WEBHOOK_PROVIDERS = [
+    name.lower()
+    for name in env_list("MASTHEAD_EMAIL_WEBHOOK_PROVIDERS")
+    or ([_anymail_esp] if _anymail_esp not in ("", "test", "console") else [])
+    if name.lower() != "none"
+]
+MASTHEAD_EMAIL_WEBHOOK_MAX_BYTES = env_int("MASTHEAD_EMAIL_WEBHOOK_MAX_BYTES", 1_000_000)
+MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS = env_int(
+    "MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS", 900
+)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 

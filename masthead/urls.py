@@ -12,6 +12,7 @@ from wagtail.documents import urls as wagtaildocs_urls
 
 from masthead.contributions import security as donor_security
 from masthead.core import views as core_views
+from masthead.newsletters import webhooks as newsletter_webhooks
 from masthead.publishing.urls import sitemap_urlpatterns
 
 urlpatterns = [
@@ -25,8 +26,13 @@ urlpatterns = [
     path("robots.txt", core_views.robots_txt, name="robots_txt"),
     path("favicon.ico", core_views.favicon, name="favicon"),
     path("campaigns/", include("masthead.campaigns.urls")),
-    # Email providers' bounce, complaint and inbound webhooks (newsletters.signals).
-    path("anymail/", include("anymail.urls")),
+    # Email providers' bounce, complaint and inbound webhooks: only configured providers,
+    # only authenticated (newsletters.webhooks); everything else under /anymail/ is a 404.
+    path(
+        "anymail/<slug:provider>/<slug:kind>/",
+        newsletter_webhooks.email_webhook,
+        name="email_webhook",
+    ),
     *sitemap_urlpatterns,
 ]
 

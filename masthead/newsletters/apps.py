@@ -9,4 +9,5 @@ class NewslettersConfig(AppConfig):
     verbose_name = "Newsletters"
 
     def ready(self) -> None:
-        from . import jobs, signals  # noqa: F401  (periodic jobs, anymail event receivers)
+        # periodic jobs, anymail event receivers, the webhook secret checks
+        from . import checks, jobs, signals  # noqa: F401

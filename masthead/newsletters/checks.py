@@ -1,0 +1,43 @@
+"""System checks for the email providers' webhooks: ``manage.py check --deploy`` fails when
+a configured provider's webhook could be forged (no secret or signing key) or is unknown."""
+
+from __future__ import annotations
+
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security, deploy=True)
+def check_email_webhooks(app_configs=None, **kwargs) -> list[Error]:
+    from .webhooks import PROVIDERS, configured_providers, missing_package, route_is_served
+
+    errors = []
+    for name in configured_providers():
+        provider = PROVIDERS.get(name)
+        if provider is None:
+            errors.append(Error(
+                f"MASTHEAD_EMAIL_WEBHOOK_PROVIDERS names {name!r}, which has no webhook "
+                "route in Masthead.",
+                hint=f"Choose from: {', '.join(sorted(PROVIDERS))} (or 'none').",
+                id="newsletters.E001",
+            ))
+        elif missing_package(provider):
+            errors.append(Error(
+                f"The {name} email webhook needs the {provider.needs} package, which is not "
+                "installed: it is not served and bounces are not handled.",
+                hint=f'pip install "django-anymail[{name.replace("_", "-")}]"',
+                id="newsletters.E003",
+            ))
+        elif not route_is_served(name, "tracking"):
+            if provider.signature_required:
+                hint = (f"Set ANYMAIL_{provider.esp_name}_WEBHOOK_SIGNING_KEY to the key "
+                        "from the provider's dashboard.")
+            else:
+                hint = ("Set ANYMAIL_WEBHOOK_SECRET=user:password (a long random password) "
+                        "and put it in the webhook URL you give the provider.")
+            errors.append(Error(
+                f"The {name} email webhook has no secret or signing key: anyone could forge "
+                "its bounces, so it is not served and bounces are not handled.",
+                hint=hint,
+                id="newsletters.E002",
+            ))
+    return errors
