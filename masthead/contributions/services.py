@@ -42,9 +42,10 @@ from .models import (
     PlanStatus,
     ProviderEvent,
     RecurringPlan,
+    WebhookDelivery,
 )
-from .providers import get_provider
-from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError
+from .providers import UnknownProvider, get_provider
+from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError, WebhookError
 from .signals import contribution_succeeded
 
 log = logging.getLogger(__name__)
@@ -167,13 +168,36 @@ def start_contribution(
 
 
 def receive_webhook(provider_key: str, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
-    """Verify, store once, process. Raises WebhookError (with an HTTP status) when refused."""
+    """Verify, store once, process. Raises WebhookError (with an HTTP status) when refused.
+
+    A provider that cannot verify its webhooks (its secret is not configured) takes none:
+    UnknownProvider, as for a provider that is not enabled. Verification works on the raw
+    body; an exact replay of a delivery already received is refused (409).
+    """
     provider = get_provider(provider_key)
+    if provider.missing_webhook_settings():
+        raise UnknownProvider(provider_key)
     incoming = provider.verify_webhook(body, headers)
+    if incoming.delivery_id:
+        try:
+            with transaction.atomic():
+                WebhookDelivery.objects.create(
+                    provider=provider.key, delivery_id=incoming.delivery_id[:64]
+                )
+        except IntegrityError:
+            raise WebhookError("This delivery was received before: refused as a replay.", 409)
     event = store_event(provider.key, incoming.event_id, incoming.event_type, incoming.payload)
     if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return event
     return process_event(event.pk)
+
+
+def prune_webhook_deliveries(now: dt.datetime | None = None) -> int:
+    """Forget deliveries older than twice the tolerance: their own age now refuses them."""
+    now = now or timezone.now()
+    horizon = now - dt.timedelta(seconds=2 * settings.MASTHEAD_WEBHOOK_TOLERANCE)
+    deleted, _ = WebhookDelivery.objects.filter(received_at__lt=horizon).delete()
+    return deleted
 
 
 def store_event(provider: str, event_id: str, event_type: str, payload: dict) -> ProviderEvent:

@@ -145,7 +145,11 @@ def reconcile(now: dt.datetime | None = None, progress=None) -> dict[str, int]:
 
 @task()
 def reconcile_task() -> dict[str, int]:
-    return reconcile()
+    from .services import prune_webhook_deliveries
+
+    report = reconcile()
+    report["webhook deliveries forgotten"] = prune_webhook_deliveries()
+    return report
 
 
 @every(600, name="contributions.reconcile")

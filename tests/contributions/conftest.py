@@ -8,6 +8,7 @@ import pytest
 
 SANDBOX = "masthead.contributions.providers.sandbox.SandboxProvider"
 WHSEC = "whsec_standin_secret"
+WEBHOOK_ID = "WH-ID-standin"  # PayPal's id of our webhook endpoint
 
 
 @pytest.fixture(autouse=True)
@@ -48,5 +49,23 @@ def stripe_api(settings):
     settings.STRIPE_SECRET_KEY = standin.secret_key
     settings.STRIPE_WEBHOOK_SECRET = WHSEC
     settings.STRIPE_API_BASE = standin.url
+    yield standin
+    standin.close()
+
+
+@pytest.fixture
+def paypal_api(settings):
+    from .standins import PayPalStandIn
+
+    standin = PayPalStandIn()
+    settings.MASTHEAD_PAYMENT_PROVIDERS = {
+        "paypal": {"BACKEND": "masthead.contributions.providers.paypal.PayPalProvider"},
+        "sandbox": {"BACKEND": SANDBOX},
+    }
+    settings.PAYPAL_CLIENT_ID = standin.client_id
+    settings.PAYPAL_CLIENT_SECRET = standin.secret
+    settings.PAYPAL_WEBHOOK_ID = WEBHOOK_ID
+    settings.PAYPAL_API_BASE = standin.url
+    settings.PAYPAL_PRODUCT_ID = ""
     yield standin
     standin.close()

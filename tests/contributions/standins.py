@@ -4,7 +4,8 @@ Each runs a threaded HTTP server on 127.0.0.1 with a small in-memory state, reco
 request (method, path, headers, parsed body) and produces the webhook payloads the real
 provider would send, signed exactly as the real provider signs them: Stripe's
 ``t=…,v1=HMAC-SHA256(secret, f"{t}.{payload}")`` and PayPal's RSA-SHA256 over
-``transmission_id|time|webhook_id|crc32(body)`` checked by its verify-webhook-signature API.
+``transmission_id|time|webhook_id|crc32(body)`` with the key of the certificate it serves
+at ``PAYPAL-CERT-URL``.
 """
 
 from __future__ import annotations
@@ -372,6 +373,7 @@ class PayPalStandIn(StandIn):
         self.products: dict[str, dict] = {}
         self.request_ids: dict[str, tuple[int, dict]] = {}
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.certificate_pem = _self_signed(self.key, "messageverificationcerts.paypal.com")
         self.webhook_ids: set[str] = set()
         super().__init__()
 
@@ -385,6 +387,8 @@ class PayPalStandIn(StandIn):
     def handle(self, method, path, headers, body):
         if path.startswith(("/checkoutnow/", "/subscribe/")):
             return self._hosted(method, path, body)
+        if method == "GET" and path.startswith("/v1/notifications/certs/"):
+            return 200, self.certificate_pem, {"Content-Type": "application/x-x509-ca-cert"}
         if path == "/v1/oauth2/token":
             expected = base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
             if headers.get("Authorization") != f"Basic {expected}":
@@ -490,8 +494,6 @@ class PayPalStandIn(StandIn):
             if parts[-1] == "revise":
                 sub["plan_id"] = body["plan_id"]
                 return 200, {"plan_id": body["plan_id"], "links": []}
-        if method == "POST" and path == "/v1/notifications/verify-webhook-signature":
-            return 200, {"verification_status": self._verify(body)}
         return 404, {"name": "RESOURCE_NOT_FOUND", "message": path}
 
     # --- the approval pages a reader's browser sees -----------------------------------
@@ -541,25 +543,6 @@ class PayPalStandIn(StandIn):
 
     def _message(self, transmission_id, when, webhook_id, body: bytes) -> bytes:
         return f"{transmission_id}|{when}|{webhook_id}|{zlib.crc32(body)}".encode()
-
-    def _verify(self, request: dict) -> str:
-        try:
-            body = json.dumps(request["webhook_event"], separators=(",", ":")).encode()
-            message = self._message(
-                request["transmission_id"],
-                request["transmission_time"],
-                request["webhook_id"],
-                body,
-            )
-            self.key.public_key().verify(
-                base64.b64decode(request["transmission_sig"]),
-                message,
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except Exception:  # noqa: BLE001 - any failure is a FAILURE verdict, as at PayPal
-            return "FAILURE"
-        return "SUCCESS"
 
     def signed(self, event: dict, webhook_id: str, when: str | None = None) -> tuple[bytes, dict]:
         body = json.dumps(event, separators=(",", ":")).encode()
@@ -630,6 +613,30 @@ class PayPalStandIn(StandIn):
             },
             when,
         )
+
+
+def _self_signed(key, common_name: str) -> str:
+    """A PEM certificate for ``key``, valid for a day, as PayPal's signing certificate is
+    served (its URL is the stand-in's own, which the provider accepts as its API host)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _iso(seconds: float) -> str:

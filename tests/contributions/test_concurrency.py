@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from django.core import mail
@@ -25,7 +26,9 @@ def test_simultaneous_duplicate_webhooks_apply_once(stripe_api, site):
         frequency="monthly", amount=500, currency="USD", provider_key="stripe"
     )
     events = stripe_api.pay(contribution.checkout_ref, "race@example.org")
-    deliveries = [e for e in events for _ in range(3)]
+    # Each copy is its own transmission, signed at its own time, as Stripe signs retries.
+    now = int(time.time())
+    deliveries = [(e, now - copy) for e in events for copy in range(3)]
     seen: list[int] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(deliveries))
@@ -33,13 +36,12 @@ def test_simultaneous_duplicate_webhooks_apply_once(stripe_api, site):
     def listener(sender, contribution, source, **kwargs):
         seen.append(contribution.pk)
 
-    def deliver(event):
+    def deliver(event, signed_at):
         try:
             body = json.dumps(event).encode()
+            signature = stripe_signature(body, WHSEC, signed_at)
             barrier.wait(timeout=30)
-            services.receive_webhook(
-                "stripe", body, {"Stripe-Signature": stripe_signature(body, WHSEC)}
-            )
+            services.receive_webhook("stripe", body, {"Stripe-Signature": signature})
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
         finally:
@@ -47,7 +49,7 @@ def test_simultaneous_duplicate_webhooks_apply_once(stripe_api, site):
 
     contribution_succeeded.connect(listener)
     try:
-        threads = [threading.Thread(target=deliver, args=(e,)) for e in deliveries]
+        threads = [threading.Thread(target=deliver, args=d) for d in deliveries]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 
 import pytest
 from django.core import mail
@@ -98,12 +99,13 @@ def test_signal_once_per_contribution_and_neutral_receipts(site, on_commit, sett
     try:
         with on_commit():
             first = give(frequency="once", amount=1500, source="banner:4:9")
-            # The same sandbox webhook delivered again (a provider retry).
+            # The same sandbox webhook delivered again (a provider retry, signed afresh).
             event = ProviderEvent.objects.get()
             body = json.dumps(event.payload).encode()
             from masthead.contributions.providers.sandbox import SIGNATURE_HEADER, sign
 
-            services.receive_webhook("sandbox", body, {SIGNATURE_HEADER: sign(body)})
+            retry = sign(body, timestamp=int(time.time()) + 1)
+            services.receive_webhook("sandbox", body, {SIGNATURE_HEADER: retry})
     finally:
         contribution_succeeded.disconnect(listener)
     assert seen == [(first.pk, "banner:4:9", "succeeded")]

@@ -187,7 +187,9 @@ def test_system_checks_catch_misconfigured_providers(settings):
         "bogus": {"BACKEND": "masthead.nowhere.Provider"},
     }
     settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_configured"
     settings.PAYPAL_CLIENT_ID = ""
+    settings.PAYPAL_WEBHOOK_ID = "WH-configured"
     settings.PRODUCTION = True
     ids = sorted(problem.id for problem in check_payment_providers())
     assert ids == [

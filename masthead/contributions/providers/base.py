@@ -9,9 +9,13 @@ amount or frequency). Nothing else in the app knows a provider's vocabulary.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
 
 if TYPE_CHECKING:
     from ..models import Contribution, RecurringPlan
@@ -67,11 +71,17 @@ class PaymentEvent:
 
 @dataclass(frozen=True)
 class IncomingEvent:
-    """A verified webhook: its unique id at the provider, its type and its payload."""
+    """A verified webhook: its unique id at the provider, its type and its payload.
+
+    ``delivery_id`` names this one transmission (a digest of its signature, or the
+    provider's transmission id): a provider signs every delivery afresh, retries included,
+    so the same ``delivery_id`` twice is a replay of a captured request and is refused.
+    """
 
     event_id: str
     event_type: str
     payload: dict[str, Any]
+    delivery_id: str = ""
 
 
 @dataclass
@@ -114,8 +124,20 @@ class PaymentProvider:
 
     # --- webhooks -----------------------------------------------------------------------
 
+    def missing_webhook_settings(self) -> list[str]:
+        """The settings this provider still needs to verify webhooks ([] when it can).
+
+        While any is missing its webhook route is not served at all (404), and
+        ``manage.py check`` fails: an unverifiable webhook must never be accepted.
+        """
+        return []
+
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> IncomingEvent:
-        """Check the signature (and age) of a webhook; raise WebhookError when it fails."""
+        """Prove who sent a webhook from the raw body and headers, then decode it.
+
+        Order matters: size, then the signature over the raw bytes, then its age
+        (timestamp tolerance), and only then JSON. Raise WebhookError when any fails.
+        """
         raise NotImplementedError
 
     def translate(self, event_type: str, payload: dict[str, Any]) -> list[PaymentEvent]:
@@ -151,6 +173,48 @@ def parse_iso(value: str | None) -> dt.datetime:
     if not value:
         return dt.datetime.now(dt.UTC)
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """A request header by case-insensitive name ('' when absent)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value if isinstance(value, str) else ""
+    return ""
+
+
+def delivery_digest(signed_at: str | int, body: bytes) -> str:
+    """Names one signed transmission by what its signature covers (time and body), so that
+    re-arranging a header's other parts does not make a replay look new."""
+    return hashlib.sha256(f"{signed_at}.".encode() + body).hexdigest()
+
+
+def check_size(body: bytes, limit: int) -> None:
+    if len(body) > limit:
+        raise WebhookError("Webhook body too large.", 413)
+
+
+def check_age(sent: float, what: str = "timestamp") -> None:
+    """Refuse a delivery signed too long ago (or in the future): a replay or a bad clock."""
+    tolerance = settings.MASTHEAD_WEBHOOK_TOLERANCE
+    try:
+        age = abs(dt.datetime.now(dt.UTC).timestamp() - float(sent))
+    except (OverflowError, ValueError, TypeError):
+        raise WebhookError(f"Malformed webhook {what}.")
+    if age > tolerance:
+        raise WebhookError(f"Webhook {what} outside the tolerance: refused as a replay.")
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """JSON of a verified body: an object, or WebhookError (never a 500, however deep)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise WebhookError("Malformed event.")
+    if not isinstance(payload, dict):
+        raise WebhookError("Malformed event.")
+    return payload
 
 
 def as_int(value: Any) -> int | None:

@@ -5,23 +5,32 @@ reconciliation job if they never do); recurring plans are Subscriptions on a bil
 frequency, currency and amount, created once and remembered in :class:`ProviderObject`.
 Requests that create something carry ``PayPal-Request-Id`` idempotency keys from our ids.
 
-The SDK has no Catalog Products or webhook-verification endpoints, so those two calls go
-through ``requests`` with the SDK's own OAuth token. Webhooks are refused when their
-transmission time is outside the tolerance (replays) and otherwise checked with PayPal's
-``verify-webhook-signature`` API against our ``PAYPAL_WEBHOOK_ID``. ``PAYPAL_API_BASE``
+The SDK has no Catalog Products endpoint, so that call goes through ``requests`` with the
+SDK's own OAuth token. Webhooks are verified here, before their body is decoded, the way
+PayPal documents: size, transmission time within the tolerance (replays), then the RSA
+signature over the transmission id, time, our ``PAYPAL_WEBHOOK_ID`` and the CRC32 of the raw
+body, with PayPal's certificate (fetched once from PayPal's own host). ``PAYPAL_API_BASE``
 points everything at a local stand-in in tests.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
 import threading
+import zlib
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
 from django.db import IntegrityError
 
@@ -34,11 +43,18 @@ from .base import (
     PaymentProvider,
     ProviderError,
     WebhookError,
+    check_age,
+    check_size,
+    decode_json,
+    header,
     parse_iso,
 )
 
 INTERVALS = {"monthly": "MONTH", "annual": "YEAR"}
 MAX_BODY = 512 * 1024
+MAX_CERTIFICATE = 64 * 1024
+TRANSMISSION_HEADERS = ("Transmission-Id", "Transmission-Time", "Transmission-Sig", "Cert-Url",
+                        "Auth-Algo")
 TIMEOUT = 20
 
 
@@ -81,6 +97,7 @@ class PayPalProvider(PaymentProvider):
         self._client = None
         self._token = None
         self._lock = threading.Lock()
+        self._certificates: dict[str, Any] = {}
 
     # --- the SDK client -----------------------------------------------------------------
 
@@ -358,55 +375,85 @@ class PayPalProvider(PaymentProvider):
 
     # --- webhooks -----------------------------------------------------------------------
 
+    def missing_webhook_settings(self) -> list[str]:
+        return [] if self.webhook_id else ["PAYPAL_WEBHOOK_ID"]
+
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> IncomingEvent:
-        if len(body) > MAX_BODY:
-            raise WebhookError("Webhook body too large.", 413)
-        if not self.webhook_id:
-            raise WebhookError("PayPal webhooks are not configured.", 503)
-        lower = {k.lower(): v for k, v in headers.items()}
-        needed = [
-            "paypal-transmission-id",
-            "paypal-transmission-time",
-            "paypal-transmission-sig",
-            "paypal-cert-url",
-            "paypal-auth-algo",
-        ]
-        if any(not lower.get(name) for name in needed):
+        """PayPal's own recipe, done here rather than by asking PayPal: the signature is
+        SHA256withRSA over ``transmission id|transmission time|our webhook id|CRC32(body)``,
+        made with the certificate at ``PAYPAL-CERT-URL`` — which must be PayPal's (HTTPS on
+        paypal.com, or the configured API host). The body is decoded only once it passed."""
+        check_size(body, MAX_BODY)
+        values = {name: header(headers, f"PayPal-{name}") for name in TRANSMISSION_HEADERS}
+        if any(not value or len(value) > 2000 for value in values.values()):
             raise WebhookError("Missing PayPal transmission headers.")
+        if values["Auth-Algo"] != "SHA256withRSA":
+            raise WebhookError("Unsupported PayPal signature algorithm.")
         try:
-            sent = parse_iso(lower["paypal-transmission-time"])
-        except ValueError:
-            raise WebhookError("Malformed transmission time.")
-        age = abs((dt.datetime.now(dt.UTC) - sent).total_seconds())
-        if age > settings.MASTHEAD_WEBHOOK_TOLERANCE:
-            raise WebhookError(
-                "Webhook transmission time outside the tolerance: refused as a replay."
-            )
+            sent = parse_iso(values["Transmission-Time"])
+            signature = base64.b64decode(values["Transmission-Sig"], validate=True)
+        except (ValueError, OverflowError):
+            raise WebhookError("Malformed PayPal transmission headers.")
+        check_age(sent.timestamp(), "transmission time")
+        public_key = self._certificate_key(values["Cert-Url"])
+        message = "|".join(
+            [
+                values["Transmission-Id"],
+                values["Transmission-Time"],
+                self.webhook_id,
+                str(zlib.crc32(body)),
+            ]
+        ).encode()
         try:
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise WebhookError("Malformed event.")
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-            raise WebhookError("Malformed event.")
-        try:
-            verdict = self._raw(
-                "POST",
-                "/v1/notifications/verify-webhook-signature",
-                {
-                    "auth_algo": lower["paypal-auth-algo"],
-                    "cert_url": lower["paypal-cert-url"],
-                    "transmission_id": lower["paypal-transmission-id"],
-                    "transmission_sig": lower["paypal-transmission-sig"],
-                    "transmission_time": lower["paypal-transmission-time"],
-                    "webhook_id": self.webhook_id,
-                    "webhook_event": event,
-                },
-            )
-        except ProviderError as exc:
-            raise WebhookError(f"Could not verify with PayPal: {exc}", 503)
-        if verdict.get("verification_status") != "SUCCESS":
+            public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError, TypeError):
             raise WebhookError("Signature verification failed.")
-        return IncomingEvent(event["id"][:200], str(event.get("event_type", ""))[:100], event)
+        event = decode_json(body)
+        if not isinstance(event.get("id"), str):
+            raise WebhookError("Malformed event.")
+        return IncomingEvent(
+            event["id"][:200],
+            str(event.get("event_type", ""))[:100],
+            event,
+            # The transmission id is part of what PayPal signs: a replay cannot change it.
+            delivery_id=hashlib.sha256(values["Transmission-Id"].encode()).hexdigest(),
+        )
+
+    def _certificate_key(self, url: str):
+        """The public key of PayPal's signing certificate at ``url`` (kept per process)."""
+        parts = urlsplit(url)
+        api = urlsplit(self.api_base)
+        host = (parts.hostname or "").lower()
+        paypal_host = parts.scheme == "https" and (
+            host == "paypal.com" or host.endswith(".paypal.com")
+        )
+        own_api = (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
+        if not (paypal_host or own_api) or parts.username or parts.password:
+            raise WebhookError("The signing certificate is not PayPal's.")
+        with self._lock:
+            key = self._certificates.get(url)
+        if key is not None:
+            return key
+        try:
+            response = requests.get(url, timeout=TIMEOUT, allow_redirects=False, stream=True)
+            pem = response.raw.read(MAX_CERTIFICATE, decode_content=True)
+        except (requests.RequestException, OSError) as exc:
+            raise WebhookError(f"Could not fetch PayPal's certificate: {exc}"[:200], 503)
+        if response.status_code != 200:
+            raise WebhookError("Could not fetch PayPal's certificate.", 503)
+        try:
+            certificate = x509.load_pem_x509_certificate(pem)
+        except ValueError:
+            raise WebhookError("PayPal's certificate could not be read.", 503)
+        now = dt.datetime.now(dt.UTC)
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise WebhookError("PayPal's signing certificate is not valid now.")
+        key = certificate.public_key()
+        with self._lock:
+            if len(self._certificates) >= 16:  # PayPal rotates rarely; stay bounded
+                self._certificates.clear()
+            self._certificates[url] = key
+        return key
 
     def translate(self, event_type: str, payload: dict[str, Any]) -> list[PaymentEvent]:
         resource = payload.get("resource") or {}
