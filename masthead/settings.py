@@ -202,18 +202,63 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
 CACHE_URL = env("CACHE_URL", REDIS_URL)
-if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
-    _cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
-elif TESTING:
-    _cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-else:
-    # Shared by the web processes, the worker and the scheduler on one machine.
-    _cache = {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(DATA_DIR / "cache"),
-        "OPTIONS": {"MAX_ENTRIES": 20000},
+# The state store (masthead.core.state): the page-cache generation, rate limits, campaign
+# counters, scheduler locks. On Redis it should be one that never evicts
+# (maxmemory-policy noeviction), which MASTHEAD_STATE_URL can point at.
+MASTHEAD_STATE_URL = env("MASTHEAD_STATE_URL") or (
+    CACHE_URL if CACHE_URL.startswith(("redis://", "rediss://", "unix://")) else REDIS_URL
+)
+# Upper bound of the embedded cache's folder (pages, renditions); the oldest stored entries
+# make room. The state store is not bounded: it holds only small, expiring or few keys.
+MASTHEAD_CACHE_SIZE_MB = env_int("MASTHEAD_CACHE_SIZE_MB", 512)
+
+
+def _redis(url: str, prefix: str) -> dict:
+    return {
+        "BACKEND": "masthead.core.cache_backends.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": prefix,
     }
-CACHES = {"default": {**_cache, "KEY_PREFIX": "masthead"}}
+
+
+def _diskcache(folder: Path, prefix: str, **options) -> dict:
+    # diskcache: SQLite + files, safe across the web processes, the worker and the scheduler
+    # on one machine; atomic add/incr; bounded without scanning the folder.
+    return {
+        "BACKEND": "masthead.core.cache_backends.DiskCache",
+        "LOCATION": str(folder),
+        "KEY_PREFIX": prefix,
+        "TIMEOUT": 300,
+        "SHARDS": options.pop("shards", 8),
+        "DATABASE_TIMEOUT": options.pop("database_timeout", 0.1),
+        "OPTIONS": options,
+    }
+
+
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    _default_cache = _redis(CACHE_URL, "masthead")
+else:
+    # (Tests use it too, in the test run's own data folder: worker processes they start
+    # share it, as they would in production.)
+    _default_cache = _diskcache(
+        DATA_DIR / "cache",
+        "masthead",
+        size_limit=MASTHEAD_CACHE_SIZE_MB * 1024 * 1024,
+        # Reads do not write: an entry's age is when it was stored.
+        eviction_policy="least-recently-stored",
+    )
+if MASTHEAD_STATE_URL:
+    _state_cache = _redis(MASTHEAD_STATE_URL, "masthead-state")
+else:
+    _state_cache = _diskcache(
+        DATA_DIR / "state",
+        "masthead-state",
+        # One shard: add_and_incr locks the key's shard, and the store is small.
+        shards=1,
+        database_timeout=1.0,
+        eviction_policy="none",
+    )
+CACHES = {"default": _default_cache, "state": _state_cache}
 
 # Full-page cache for anonymous readers (masthead.core.pagecache).
 MASTHEAD_PAGE_CACHE = env_bool("MASTHEAD_PAGE_CACHE", True)

@@ -46,9 +46,10 @@ def demo(site):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    caches["default"].clear()
+    caches["state"].clear()  # rate limits, counters, scheduler locks, page-cache generation
     yield
 
 

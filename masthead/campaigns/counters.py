@@ -1,14 +1,15 @@
 """Aggregate campaign counters: cheap to count, flushed to the database in batches.
 
 Readers' browsers report impressions, clicks and dismissals to the events endpoint; each
-event only increments a number in the shared cache (no database write per page view). A
+event only increments a number in the state store (:mod:`masthead.core.state`: atomic, never
+evicted, shared by every process; no database write per page view). A
 scheduled job (:func:`flush_counters`, every minute) moves those numbers into
 :class:`~masthead.campaigns.models.VariantCounter` with one ``UPDATE … SET n = n + k`` per
 variant. Conversions are rare and arrive from the contributions app's signal: they are written
 straight to the database.
 
 Nothing about the reader is kept: the rate limiter keys on a salted hash of the address that
-lives only in the cache for an hour.
+lives only in the state store for an hour.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import hashlib
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
 from masthead.core.ratelimit import client_address, spend
 from masthead.core.scheduler import every
+from masthead.core.state import add_and_incr, state_store
 
 from .models import Variant, VariantCounter
 
@@ -40,20 +42,15 @@ def _key(variant_id: int, event: str) -> str:
 
 
 def count_events(events: Iterable[tuple[int, str]]) -> None:
-    """Add validated ``(variant_id, event)`` pairs to the in-cache counters."""
-    for variant_id, event in events:
-        key = _key(variant_id, event)
-        cache.add(key, 0, timeout=None)
-        try:
-            cache.incr(key)
-        except ValueError:  # evicted between add and incr
-            cache.set(key, 1, timeout=None)
+    """Add validated ``(variant_id, event)`` pairs to the counters in the state store."""
+    for (variant_id, event), n in Counter(events).items():
+        add_and_incr(_key(variant_id, event), n, timeout=None)
 
 
 def pending_counts(variant_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Counts still in the cache, not yet flushed (for tests and the results page)."""
+    """Counts still in the state store, not yet flushed (for tests and the results page)."""
     keys = {_key(v, e): (v, e) for v in variant_ids for e in EVENTS}
-    found = cache.get_many(list(keys))
+    found = state_store().get_many(list(keys))
     pending: dict[int, dict[str, int]] = {}
     for key, value in found.items():
         if value:
@@ -64,7 +61,7 @@ def pending_counts(variant_ids: Iterable[int]) -> dict[int, dict[str, int]]:
 
 @every(60, name="campaigns.flush_counters")
 def flush_counters() -> int:
-    """Move the cached counts into the database; returns how many events were written."""
+    """Move the pending counts into the database; returns how many events were written."""
     variant_ids = list(Variant.objects.values_list("id", flat=True))
     written = 0
     for variant_id, counts in pending_counts(variant_ids).items():
@@ -77,7 +74,7 @@ def flush_counters() -> int:
         # read above survive for the next flush.
         for event, n in counts.items():
             try:
-                cache.decr(_key(variant_id, event), n)
+                state_store().decr(_key(variant_id, event), n)
             except ValueError:
                 pass
         written += sum(counts.values())

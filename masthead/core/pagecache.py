@@ -6,15 +6,23 @@ repeat hits without touching the database. Invalidation is by generation: publis
 unpublishing or editing anything a reader page shows calls :func:`invalidate_pages`, which
 bumps one counter that is part of every key, so every page that might list the change (home,
 sections, other articles' "Read more", feeds, sitemaps) is rebuilt on its next hit.
+
+The pages live in the ``default`` cache, which may drop them at will; the generation lives in
+the state store (:mod:`masthead.core.state`), which never evicts, and only ever goes up: a
+generation that went back would bring back pages stored before a publication.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.cache import patch_cache_control
+
+from .state import StateUnavailable, state_store
 
 GENERATION_KEY = "pagecache:generation"
 HIT_HEADER = "X-Masthead-Cache"
@@ -39,20 +47,37 @@ def mark_public(response, *, max_age: int | None = None, s_maxage: int | None = 
     return response
 
 
+log = logging.getLogger(__name__)
+
+
+def _first_generation() -> int:
+    """Where a generation starts when the store has none: the time in microseconds.
+
+    The store may have lost it (a Redis without persistence restarted, the state folder
+    deleted). Starting again at 1 could reuse a number pages were stored under before; the
+    clock has moved on further than the generation could have been bumped since (each bump is
+    a round trip to the store, far longer than a microsecond), so this is past any number used
+    before.
+    """
+    return time.time_ns() // 1000
+
+
 def generation() -> int:
-    value = cache.get(GENERATION_KEY)
+    store = state_store()
+    value = store.get(GENERATION_KEY)
     if value is None:
-        cache.add(GENERATION_KEY, 1, timeout=None)
-        value = cache.get(GENERATION_KEY) or 1
+        store.add(GENERATION_KEY, _first_generation(), timeout=None)
+        value = store.get(GENERATION_KEY)
+        if value is None:
+            raise StateUnavailable("the page-cache generation could not be stored")
     return int(value)
 
 
 def invalidate_pages() -> None:
     """Forget every cached reader page (they are rebuilt lazily on their next hit)."""
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:
-        cache.set(GENERATION_KEY, 2, timeout=None)
+    store = state_store()
+    if not store.add(GENERATION_KEY, _first_generation() + 1, timeout=None):
+        store.incr(GENERATION_KEY)
 
 
 def _key(request) -> str:
@@ -74,7 +99,13 @@ class PageCacheMiddleware:
             and not getattr(request, "is_preview", False)
         )
         if cacheable_request:
-            key = _key(request)
+            try:
+                key = _key(request)
+            except Exception:
+                # Without the generation a stored page might predate a publication: render.
+                log.exception("page cache bypassed: no page-cache generation")
+                cacheable_request = False
+        if cacheable_request:
             stored = cache.get(key)
             if stored is not None:
                 response = stored

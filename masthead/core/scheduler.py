@@ -2,7 +2,8 @@
 
 An app registers a job in its ``AppConfig.ready()`` with ``@every(seconds)``; a job should be
 quick (usually it enqueues a task for the worker). Running several schedulers is safe: each
-job run takes a cache lock for its interval, so a job runs once per interval across them.
+job run takes a lock for its interval in the state store (:mod:`masthead.core.state`, never
+evicted), so a job runs once per interval across them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import close_old_connections
+
+from .state import state_store
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,9 @@ def run_due(now: float | None = None) -> list[str]:
         if job.next_run > now:
             continue
         job.next_run = now + job.seconds
-        # One run per interval across all schedulers sharing the cache.
+        # One run per interval across all schedulers sharing the state store.
         slot = int(now // job.seconds)
-        if not cache.add(f"scheduler:{job.name}:{slot}", 1, timeout=job.seconds * 2):
+        if not state_store().add(f"scheduler:{job.name}:{slot}", 1, timeout=job.seconds * 2):
             continue
         close_old_connections()
         try:
