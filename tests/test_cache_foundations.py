@@ -9,7 +9,8 @@ with real threads, each with its own cache connection as separate processes woul
 - simultaneous sign-ups for one address send at most the per-address limit of emails;
 - a flood of 50,000 distinct entries into the (small, bounded) default cache changes no rate
   limit and no counter, and the page-cache generation never goes back, even when the state
-  store loses it.
+  store loses it;
+- a second uncached render of an article writes nothing to any cache.
 
 On Django's FileBasedCache (the old default, everything in one culled folder) the counters and
 limits came out wrong under concurrency and the flood reset them.
@@ -248,3 +249,43 @@ def test_rate_limits_fail_safe_when_the_state_store_errors(stores, monkeypatch):
     monkeypatch.setattr(ratelimit, "add_and_incr", broken)
     assert spend("test:down", 100) is False
     assert spend("test:down", 0) is True  # no limit configured: nothing to count
+
+
+# --- render cost flat -----------------------------------------------------------------------
+
+WRITES = ("set", "add", "set_many", "incr", "decr", "delete", "delete_many", "touch",
+          "add_and_incr")
+
+
+@pytest.mark.django_db
+def test_a_warm_uncached_article_render_writes_nothing_to_any_cache(stores, demo, settings):
+    from masthead.publishing.models import ArticlePage
+
+    settings.MASTHEAD_PAGE_CACHE = False
+    article = (
+        ArticlePage.objects.live()
+        .filter(locale__language_code="en", lead_image__isnull=False)
+        .order_by("-published_at")
+        .first()
+    )
+    client = Client()
+    assert client.get(article.url).status_code == 200  # renditions found and cached
+
+    writes = []
+    for alias in ("default", "state"):
+        backend = caches[alias]
+        for name in WRITES:
+            method = getattr(backend, name, None)
+            if method is None:
+                continue
+
+            def spy(*args, _method=method, _name=f"{alias}.{name}", **kwargs):
+                writes.append((_name, str(args[0])[:100] if args else ""))
+                return _method(*args, **kwargs)
+
+            setattr(backend, name, spy)
+
+    response = client.get(article.url)
+    assert response.status_code == 200
+    assert "<img" in response.content.decode() and "ld+json" in response.content.decode()
+    assert writes == []

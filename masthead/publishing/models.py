@@ -58,9 +58,27 @@ class NewsImage(AbstractImage):
     def licence_url(self) -> str | None:
         return deed_url(self.licence)
 
+    def get_rendition(self, filter):
+        """One rendition, through :meth:`get_renditions`.
+
+        Wagtail's own ``get_rendition`` writes the rendition to the cache on every call, even
+        one it has just read from there: several cache writes per uncached article render,
+        for nothing. ``get_renditions`` writes only what did not come from the cache (see
+        :meth:`NewsRendition.__getstate__`).
+        """
+        (rendition,) = self.get_renditions(filter).values()
+        return rendition
+
 
 class NewsRendition(AbstractRendition):
     image = models.ForeignKey(NewsImage, on_delete=models.CASCADE, related_name="renditions")
+
+    def __getstate__(self):
+        # A rendition comes back out of the cache carrying this mark, which Wagtail's
+        # get_renditions() reads as "already cached: do not store again".
+        state = super().__getstate__()
+        state["_from_cache"] = True
+        return state
 
     class Meta:
         unique_together = (("image", "filter_spec", "focal_point_key"),)
