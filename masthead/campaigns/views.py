@@ -44,6 +44,8 @@ def _parse(body: bytes) -> tuple[list[tuple[int, int, str]] | None, str]:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None, "The body is not JSON."
+    except RecursionError:  # the parser's own limit: arrays or objects nested ~1,000 deep
+        return None, "The body is nested too deeply."
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
         return None, 'Expected {"events": [...]} with at least one event.'
@@ -57,7 +59,7 @@ def _parse(body: bytes) -> tuple[list[tuple[int, int, str]] | None, str]:
         event = item.get("event")
         if campaign is None or variant is None:
             return None, f"Event {number} needs numeric campaign and variant ids."
-        if event not in EVENTS:
+        if not isinstance(event, str) or event not in EVENTS:
             return None, f"Event {number}: event must be one of {', '.join(EVENTS)}."
         parsed.append((campaign, variant, event))
     return parsed, ""
@@ -68,7 +70,11 @@ def _cross_site(request: HttpRequest) -> bool:
         return True
     origin = request.headers.get("Origin")
     if origin and origin != "null":
-        return urlsplit(origin).netloc != request.get_host()
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:  # e.g. "http://[": not an origin any browser sends
+            return True
+        return netloc != request.get_host()
     return False
 
 
