@@ -127,6 +127,7 @@ MIDDLEWARE = [
     "masthead.core.pagecache.PageCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "masthead.core.middleware.PathLocaleMiddleware",
+    "masthead.core.middleware.EmptyErrorPageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -1,12 +1,14 @@
-"""Request/response middleware owned by core: security headers, CSP for previews and the
-URL-driven locale."""
+"""Request/response middleware owned by core: security headers, CSP for previews, the
+URL-driven locale and words for empty error answers."""
 
 from __future__ import annotations
 
 from csp.constants import SELF
 from csp.middleware import CSPMiddleware as BaseCSPMiddleware
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 
 class SecurityHeadersMiddleware:
@@ -70,6 +72,45 @@ def reset_language(**kwargs) -> None:
     the next request on this thread starts from the default.
     """
     translation.deactivate()
+
+
+class EmptyErrorPageMiddleware:
+    """Gives an empty 4xx answer a short page in the reader's language.
+
+    Django answers a wrong method (``require_POST`` and friends) with an empty 405, so a reader
+    who presses Enter in the address bar of a form's address, or follows an old link to it,
+    sees a blank page. Answers with a body (every view's own 4xx, JSON errors) and HEAD
+    requests are left as they are; the status and headers (``Allow``) are kept.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            400 <= response.status_code < 500
+            and request.method != "HEAD"
+            and not response.streaming
+            and not response.content
+        ):
+            if response.status_code == 405:
+                title = _("This address takes forms only")
+                message = _(
+                    "This address receives forms sent from the site's pages and cannot be "
+                    "opened as a page. Go back to the page you came from and try again."
+                )
+            else:
+                title = _("This request could not be handled")
+                message = _(
+                    "The site could not handle this request (error %(status)d). Go back to the "
+                    "page you came from and try again."
+                ) % {"status": response.status_code}
+            response.content = render_to_string(
+                "4xx.html", {"title": title, "message": message}, request=request
+            )
+            response["Content-Type"] = "text/html; charset=utf-8"
+        return response
 
 
 class CSPMiddleware(BaseCSPMiddleware):
