@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "",
         f"Machine: {machine()}. gunicorn `--workers {options.workers} --threads "
-        f"{options.threads}`, SQLite, file-based cache (the one-box defaults), demo content; "
+        f"{options.threads}`, SQLite, diskcache (the one-box defaults), demo content; "
         f"at most {options.requests} requests or {options.seconds:g} s per row, after a warm-up. "
         "Client: Python threads with keep-alive `http.client` connections on the same machine "
         "(it competes with the server for the CPUs, so these are floors). Page cache "
