@@ -121,7 +121,13 @@ def handle_tracking(sender, event, esp_name, **kwargs) -> None:
     # One notification may name several recipients (Amazon SES): the event id is made
     # per recipient, with a hash rather than the address, which is kept only encrypted.
     address = hashlib.sha256(event.recipient.strip().lower().encode()).hexdigest()[:16]
-    if event.event_id:
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    data = raw.get("event-data") if isinstance(raw.get("event-data"), dict) else {}
+    if data.get("id"):
+        # Mailgun: anymail's event id is the signature's token, new on every signing; the
+        # event's own id (unique within a day) with its time stays the same on a resend.
+        event_id = f"{data['id']}@{data.get('timestamp')}/{address}"
+    elif event.event_id:
         event_id = f"{event.event_id}/{address}"
     else:
         event_id = f"{event.event_type}:{event.message_id}:{event.timestamp}/{address}"
