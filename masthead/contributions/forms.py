@@ -26,6 +26,9 @@ def clean_text(value: str) -> str:
     return " ".join(kept.split())
 
 
+SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 class GiveForm(forms.Form):
     frequency = forms.CharField(required=False)
     amount = forms.CharField(required=False)
@@ -36,6 +39,12 @@ class GiveForm(forms.Form):
     public = forms.BooleanField(required=False)
     message = forms.CharField(required=False, max_length=500)
     source = forms.CharField(required=False, max_length=100)
+    # A one-time key the page's script sets on submit: a double click is one checkout.
+    submission = forms.CharField(required=False)
+
+    def clean_submission(self) -> str:
+        value = (self.cleaned_data.get("submission") or "").strip()
+        return value if SUBMISSION_RE.fullmatch(value) else ""
 
     def clean_frequency(self) -> str:
         value = (self.cleaned_data.get("frequency") or "").strip().lower()

@@ -318,6 +318,26 @@ class WebhookDelivery(models.Model):
         return f"{self.provider} delivery {self.delivery_id[:12]}"
 
 
+class CheckoutSubmission(models.Model):
+    """One submission of the give form, so that a double click (or two identical posts at
+    once) opens one checkout at the provider, not two.
+
+    ``key`` is a digest of the form's one-time submission key (set by the page's script on
+    submit), or, without JavaScript, of the reader's address and the form's content. The
+    first request claims it and starts the checkout; the others wait for its URL.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    contribution = models.ForeignKey(
+        Contribution, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"submission {self.key[:12]}"
+
+
 class AmountPreset(models.Model):
     """A preset amount offered for one frequency and currency (editable by the revenue lead)."""
 

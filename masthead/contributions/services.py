@@ -16,7 +16,9 @@ Receipts, dunning emails and the ``contribution_succeeded`` signal are fired wit
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +37,7 @@ from masthead.core.crypto import email_index
 from .models import (
     DISPUTE_RANK,
     RECURRING,
+    CheckoutSubmission,
     Contribution,
     ContributionStatus,
     Donor,
@@ -49,6 +52,10 @@ from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError
 from .signals import contribution_succeeded
 
 log = logging.getLogger(__name__)
+# A repeated submission of the give form is the same checkout for this long (seconds), and
+# waits at most this long for the first request's checkout URL.
+SUBMISSION_REUSE_SECONDS = 120
+SUBMISSION_WAIT_SECONDS = 20
 
 CHECKOUT_SALT = "masthead.contributions.checkout"
 MANAGE_SALT = "masthead.contributions.manage"
@@ -96,6 +103,52 @@ def manage_url(donor: Donor) -> str:
 
 
 # --- starting a contribution ----------------------------------------------------------------
+
+
+def start_contribution_once(submission: str, **details: Any) -> str:
+    """:func:`start_contribution` once per submission of the give form; returns the URL.
+
+    Two identical posts at once (a double click, a retried request) name the same
+    ``submission``: the first claims it (a unique row) and opens the checkout; the others
+    wait for its URL and send their reader to that same checkout. If the provider refuses
+    the first, the claim is dropped and the others fail too, so the reader can try again.
+    """
+    key = hashlib.sha256(submission.encode()).hexdigest()
+    horizon = timezone.now() - dt.timedelta(seconds=SUBMISSION_REUSE_SECONDS)
+    CheckoutSubmission.objects.filter(key=key, created_at__lt=horizon).delete()
+    try:
+        with transaction.atomic():
+            claim = CheckoutSubmission.objects.create(key=key)
+    except IntegrityError:
+        return _await_checkout(key)
+    try:
+        contribution, url = start_contribution(**details)
+    except BaseException:
+        CheckoutSubmission.objects.filter(pk=claim.pk).delete()
+        raise
+    CheckoutSubmission.objects.filter(pk=claim.pk).update(
+        contribution=contribution, checkout_url=url
+    )
+    return url
+
+
+def _await_checkout(key: str) -> str:
+    deadline = time.monotonic() + SUBMISSION_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        url = CheckoutSubmission.objects.filter(key=key).values_list("checkout_url", flat=True)
+        found = list(url)
+        if not found:
+            raise ProviderError("The same submission's checkout could not be started.")
+        if found[0]:
+            return found[0]
+        time.sleep(0.05)
+    raise ProviderError("The same submission's checkout is still being started.")
+
+
+def prune_checkout_submissions(now: dt.datetime | None = None) -> int:
+    horizon = (now or timezone.now()) - dt.timedelta(seconds=SUBMISSION_REUSE_SECONDS)
+    deleted, _ = CheckoutSubmission.objects.filter(created_at__lt=horizon).delete()
+    return deleted
 
 
 def start_contribution(

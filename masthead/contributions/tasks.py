@@ -145,10 +145,11 @@ def reconcile(now: dt.datetime | None = None, progress=None) -> dict[str, int]:
 
 @task()
 def reconcile_task() -> dict[str, int]:
-    from .services import prune_webhook_deliveries
+    from .services import prune_checkout_submissions, prune_webhook_deliveries
 
     report = reconcile()
     report["webhook deliveries forgotten"] = prune_webhook_deliveries()
+    report["form submissions forgotten"] = prune_checkout_submissions()
     return report
 
 

@@ -113,8 +113,25 @@ def checkout(request: HttpRequest) -> HttpResponse:
         context = _give_context(request, form)
         return _private(render(request, "contributions/give.html", context, status=400))
     data = form.cleaned_data
+    # One submission, one checkout: the page's one-time key, else (no JavaScript) who sent
+    # it; always with what was chosen, so changing the amount and resubmitting is new.
+    submission = "|".join(
+        str(part)
+        for part in (
+            data["submission"] or client_address(request),
+            data["frequency"],
+            data["amount_minor"],
+            data["currency"],
+            data["provider"],
+            data["name"],
+            data["public"],
+            data["message"],
+            data["source"],
+        )
+    )
     try:
-        _contribution, url = services.start_contribution(
+        url = services.start_contribution_once(
+            submission,
             frequency=data["frequency"],
             amount=data["amount_minor"],
             currency=data["currency"],

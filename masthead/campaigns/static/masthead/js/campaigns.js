@@ -92,6 +92,14 @@
     return SYMBOLS[currency] ? SYMBOLS[currency] + text : text + " " + currency;
   }
 
+  // One key per page view and form: a double click is one checkout (contributions.views).
+  function once(form) {
+    var k = form.elements.submission, a = new Uint8Array(16);
+    if (!k || k.value || !window.crypto) return;
+    crypto.getRandomValues(a);
+    k.value = Array.prototype.map.call(a, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+
   // The appeal form: amounts follow the chosen frequency and currency; "Other" follows typing.
   function amounts(form) {
     var data, box = form.querySelector("[data-amounts]"), custom = form.elements.custom_amount;
@@ -137,7 +145,7 @@
     });
     each(v.querySelectorAll("form"), function (form) {
       amounts(form);
-      form.addEventListener("submit", function () { event(el, v, "click"); send(); });
+      form.addEventListener("submit", function () { once(form); event(el, v, "click"); send(); });
     });
     if (r.placement === "overlay" && el.showModal) {
       var heading = v.querySelector("h2");

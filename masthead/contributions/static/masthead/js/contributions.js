@@ -1,5 +1,5 @@
 /* The give form: when the frequency changes, pre-select that frequency's suggested amount;
-   typing a custom amount clears the presets. Works without it (CSS shows the right presets). */
+   typing a custom amount clears the presets; a one-time key marks the submission. Works without it (CSS shows the right presets). */
 (function () {
   "use strict";
   var form = document.querySelector(".give-form");
@@ -15,6 +15,15 @@
     } else if (target.name === "amount" && custom) {
       custom.value = "";
     }
+  });
+  // One key per page view: a double click on Continue opens one checkout, not two.
+  form.addEventListener("submit", function () {
+    var key = form.elements.submission, bytes = new Uint8Array(16);
+    if (!key || key.value || !window.crypto) { return; }
+    crypto.getRandomValues(bytes);
+    key.value = Array.prototype.map.call(bytes, function (b) {
+      return (b + 256).toString(16).slice(1);
+    }).join("");
   });
   if (custom) {
     custom.addEventListener("input", function () {
