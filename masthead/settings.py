@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "masthead.newsletters",
     "masthead.contributions",
     "masthead.campaigns",
+    "masthead.reach",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
     "wagtail.contrib.settings",

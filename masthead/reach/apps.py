@@ -1,0 +1,10 @@
+"""Reach: readers who cannot open the main domain — mirror hosts (domains, CDN, onion,
+static, IPFS) and their health, the static export, mirror lists, and email as a way in."""
+
+from django.apps import AppConfig
+
+
+class ReachConfig(AppConfig):
+    name = "masthead.reach"
+    label = "reach"
+    verbose_name = "Reach"
