@@ -562,3 +562,15 @@ MASTHEAD_PRIVACY_POLICY_VERSION = env("MASTHEAD_PRIVACY_POLICY_VERSION")
 # Off by default: no open or click tracking. On: the HTML part's links count clicks per link
 # and edition (aggregate only, nothing per reader), shown on the edition's send page.
 MASTHEAD_NEWSLETTER_CLICK_COUNTS = env_bool("MASTHEAD_NEWSLETTER_CLICK_COUNTS", False)
+
+# --- reach: the static copy (masthead export-static; docs/reach.md, docs/operating.md) ---
+# Where forms on the static copy post (a live host readers can reach, e.g. a mirror);
+# empty: the copy shows the email alternative instead of the sign-up and appeal forms.
+MASTHEAD_STATIC_FORMS_URL = env("MASTHEAD_STATIC_FORMS_URL").rstrip("/")
+# The address readers write to for the newsletter, named on the copy when it has no forms.
+MASTHEAD_REACH_SUBSCRIBE_EMAIL = env("MASTHEAD_REACH_SUBSCRIBE_EMAIL")
+# When set, the scheduler keeps a static copy in this directory up to date (incremental),
+# every MASTHEAD_STATIC_EXPORT_SECONDS, for the base URL it will be served at.
+MASTHEAD_STATIC_EXPORT_DIR = env("MASTHEAD_STATIC_EXPORT_DIR")
+MASTHEAD_STATIC_EXPORT_BASE_URL = env("MASTHEAD_STATIC_EXPORT_BASE_URL").rstrip("/")
+MASTHEAD_STATIC_EXPORT_SECONDS = env_int("MASTHEAD_STATIC_EXPORT_SECONDS", 900)
