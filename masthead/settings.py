@@ -574,3 +574,15 @@ MASTHEAD_REACH_SUBSCRIBE_EMAIL = env("MASTHEAD_REACH_SUBSCRIBE_EMAIL")
 MASTHEAD_STATIC_EXPORT_DIR = env("MASTHEAD_STATIC_EXPORT_DIR")
 MASTHEAD_STATIC_EXPORT_BASE_URL = env("MASTHEAD_STATIC_EXPORT_BASE_URL").rstrip("/")
 MASTHEAD_STATIC_EXPORT_SECONDS = env_int("MASTHEAD_STATIC_EXPORT_SECONDS", 900)
+
+# --- reach: mirrors the newsroom manages, and email links (docs/reach.md) ---
+# The host links in transactional email (confirmations, receipts, manage links) point at —
+# a mirror readers can open when the main domain is blocked; blank: MASTHEAD_BASE_URL.
+# A newsletter may set its own (its "link host" in the admin).
+MASTHEAD_EMAIL_LINK_BASE_URL = env("MASTHEAD_EMAIL_LINK_BASE_URL").strip().rstrip("/")
+# Mirror health checks: how often, how long one check may take, and the Tor SOCKS proxy
+# (e.g. socks5h://127.0.0.1:9050) onion mirrors are checked through; without it onion
+# mirrors stay "unknown — not checked".
+MASTHEAD_MIRROR_CHECK_SECONDS = env_int("MASTHEAD_MIRROR_CHECK_SECONDS", 600)
+MASTHEAD_MIRROR_CHECK_TIMEOUT = float(env("MASTHEAD_MIRROR_CHECK_TIMEOUT", "10"))
+MASTHEAD_TOR_SOCKS_PROXY = env("MASTHEAD_TOR_SOCKS_PROXY")

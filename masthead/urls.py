@@ -14,6 +14,7 @@ from masthead.contributions import security as donor_security
 from masthead.core import views as core_views
 from masthead.newsletters import webhooks as newsletter_webhooks
 from masthead.publishing.urls import sitemap_urlpatterns
+from masthead.reach.urls import json_urlpatterns as mirror_list_urlpatterns
 
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
@@ -34,6 +35,7 @@ urlpatterns = [
         name="email_webhook",
     ),
     *sitemap_urlpatterns,
+    *mirror_list_urlpatterns,
 ]
 
 if not settings.PRODUCTION or settings.MEDIA_URL.startswith("/"):
@@ -49,6 +51,7 @@ urlpatterns += i18n_patterns(
     path("", include("masthead.publishing.urls")),
     path("newsletter/", include("masthead.newsletters.urls")),
     path("support/", include("masthead.contributions.urls")),
+    path("", include("masthead.reach.urls")),
     path("", include(wagtail_urls)),
     prefix_default_language=False,
 )

@@ -8,3 +8,7 @@ class ReachConfig(AppConfig):
     name = "masthead.reach"
     label = "reach"
     verbose_name = "Reach"
+
+    def ready(self) -> None:
+        # the periodic mirror health check; cached pages rebuilt when a mirror is edited
+        from . import jobs, signals  # noqa: F401
