@@ -77,9 +77,11 @@ def start_python_sink(port: int) -> threading.Thread:
 
     def run():
         asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(asyncio.start_server(_sink_session, "127.0.0.1", port))
-        with server:
-            loop.run_forever()
+        # asyncio.Server is only an *async* context manager: keep a reference, run forever.
+        run.server = loop.run_until_complete(
+            asyncio.start_server(_sink_session, "127.0.0.1", port)
+        )
+        loop.run_forever()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
