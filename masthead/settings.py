@@ -78,6 +78,25 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The public address of the site, used in emails, feeds and structured data.
 MASTHEAD_BASE_URL = env("MASTHEAD_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 WAGTAILADMIN_BASE_URL = MASTHEAD_BASE_URL
+# Other hosts that serve the whole site for readers who cannot reach the main domain: CDN
+# or second domains, and an onion address (masthead.reach.hosts, docs/reach.md). Reader
+# pages there link to the host itself; they join ALLOWED_HOSTS here. Forms post to the same
+# origin, so CSRF_TRUSTED_ORIGINS needs nothing for them.
+MASTHEAD_MIRROR_HOSTS = env_list("MASTHEAD_MIRROR_HOSTS")
+MASTHEAD_ONION_HOST = env("MASTHEAD_ONION_HOST").strip()
+
+
+def _hostname(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(value if "//" in value else "//" + value).hostname or "").lower()
+
+
+ALLOWED_HOSTS += [
+    host
+    for host in map(_hostname, [*MASTHEAD_MIRROR_HOSTS, MASTHEAD_ONION_HOST])
+    if host and host not in ALLOWED_HOSTS
+]
 
 INSTALLED_APPS = [
     "masthead.core",
@@ -122,6 +141,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Onion-Location on the main domain; no HTTPS redirect or HSTS on the onion address.
+    # It must come right before SecurityMiddleware, which it steps over for the onion host.
+    "masthead.reach.middleware.ReaderHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "masthead.core.middleware.SecurityHeadersMiddleware",
