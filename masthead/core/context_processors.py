@@ -9,6 +9,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from masthead.reach.hosts import reader_base_url
+
 
 def _nav_sections(request: HttpRequest | None = None) -> list:
     from masthead.publishing.models import SectionPage
@@ -39,7 +41,8 @@ def privacy_url(request: HttpRequest | None = None) -> str:
 def newsroom(request: HttpRequest) -> dict:
     return {
         "outlet_name": settings.MASTHEAD_OUTLET_NAME,
-        "base_url": settings.MASTHEAD_BASE_URL,
+        # The host the reader came in on: a mirror's pages link to the mirror.
+        "base_url": reader_base_url(request),
         "nav_sections": SimpleLazyObject(lambda: _nav_sections(request)),
         "privacy_url": SimpleLazyObject(lambda: privacy_url(request)),
     }

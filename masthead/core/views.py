@@ -6,6 +6,8 @@ from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonRespons
 from django.templatetags.static import static
 from django.views.static import serve
 
+from masthead.reach.hosts import reader_base_url
+
 from .pagecache import mark_public
 
 
@@ -20,7 +22,9 @@ def health(request):
 
 
 def robots_txt(request):
-    base = settings.MASTHEAD_BASE_URL
+    # A mirror's robots.txt names the mirror's own sitemaps (the sitemap protocol wants the
+    # sitemap on the host it describes); their pages' canonical links name the main domain.
+    base = reader_base_url(request)
     body = (
         "User-agent: *\nDisallow: /admin/\nDisallow: /django-admin/\nDisallow: /search/\n"
         f"Sitemap: {base}/sitemap.xml\nSitemap: {base}/news-sitemap.xml\n"

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from masthead.core.crypto import email_index
 from masthead.core.pagecache import mark_public
 from masthead.core.ratelimit import client_address, spend
+from masthead.reach.hosts import on_reader_host
 
 from . import tokens
 from .forms import SignupForm
@@ -107,7 +108,8 @@ def click(request, edition, link):
         raise Http404("No such link")
     found = get_object_or_404(EditionLink, pk=link, edition_id=edition)
     EditionLink.objects.filter(pk=found.pk).update(clicks=F("clicks") + 1)
-    return HttpResponseRedirect(found.url)
+    # A link to our own site continues on the host the click came in on (a mirror).
+    return HttpResponseRedirect(on_reader_host(found.url, request))
 
 
 # --- Sign-up ----------------------------------------------------------------------------------

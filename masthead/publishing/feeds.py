@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.http import Http404
@@ -11,6 +13,7 @@ from django.utils.translation import get_language
 from wagtail.models import Locale
 
 from masthead.core.pagecache import mark_public
+from masthead.reach.hosts import reader_base_url
 
 from .models import SectionPage, live_articles
 
@@ -53,9 +56,14 @@ class ArticleFeed(Feed):
     feed_type = FullTextRss
     section: SectionPage | None = None
 
+    request = None
+
     def __call__(self, request, *args, **kwargs):
-        self.request = request
-        return mark_public(super().__call__(request, *args, **kwargs))
+        # One instance serves every request (it is in the URLconf): each request gets its
+        # own copy to hold the request, so concurrent requests on two hosts never mix.
+        feed = copy.copy(self)
+        feed.request = request
+        return mark_public(Feed.__call__(feed, request, *args, **kwargs))
 
     def get_object(self, request, slug: str | None = None):
         locale = Locale.objects.filter(language_code=get_language()).first()
@@ -111,7 +119,8 @@ class ArticleFeed(Feed):
 
     def item_extra_kwargs(self, item):
         content = render_to_string(
-            "publishing/feed_item.html", {"page": item, "base": item.get_site().root_url}
+            # Absolute image URLs on the host the feed was read from (a mirror, the onion).
+            "publishing/feed_item.html", {"page": item, "base": reader_base_url(self.request)}
         )
         return {"content": content, "creators": [a.name for a in item.authors]}
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
+from masthead.reach.hosts import page_url, reader_base_url
+
 
 def site_root(page, request: HttpRequest | None = None) -> str:
-    """The root URL of the page's site, e.g. ``https://example.org``.
+    """The root URL this page's absolute links use, e.g. ``https://example.org``.
 
-    Read from Wagtail's (cached) site root paths rather than ``page.get_site()``, which
-    queries the Site row on every call; ``request`` lets Wagtail reuse what it found for it.
+    With a request, the host the reader came in on (a mirror, the onion address: see
+    :mod:`masthead.reach.hosts`); without one, the page's site, read from Wagtail's (cached)
+    site root paths rather than ``page.get_site()``, which queries the Site row every call.
     """
+    if request is not None:
+        return reader_base_url(request)
     parts = page.get_url_parts(request)
     return parts[1] if parts and parts[1] else settings.MASTHEAD_BASE_URL
 
@@ -22,6 +27,10 @@ def image_url(
     return site_root(page, request) + image.get_rendition(spec).url
 
 
+def _page_url(page, request: HttpRequest | None) -> str | None:
+    return page_url(page, request) if request is not None else page.get_full_url()
+
+
 def article_jsonld(page, request: HttpRequest | None = None) -> dict:
     """The NewsArticle object for ``page`` (an ArticlePage)."""
     from .per_request import newsroom_settings
@@ -29,7 +38,7 @@ def article_jsonld(page, request: HttpRequest | None = None) -> dict:
     data = {
         "@context": "https://schema.org",
         "@type": "NewsArticle",
-        "mainEntityOfPage": {"@type": "WebPage", "@id": page.get_full_url(request)},
+        "mainEntityOfPage": {"@type": "WebPage", "@id": _page_url(page, request)},
         "headline": page.title[:110],
         "inLanguage": page.locale.language_code,
         "datePublished": page.published_at.isoformat() if page.published_at else None,

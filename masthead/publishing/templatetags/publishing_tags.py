@@ -6,6 +6,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from masthead.reach.hosts import page_url
+
 from ..structured_data import article_jsonld, image_url, site_root
 
 register = template.Library()
@@ -32,3 +34,13 @@ def absolute_image_url(context, page, image, spec="width-1200"):
 @register.simple_tag(takes_context=True)
 def root_url(context, page):
     return site_root(page, context.get("request"))
+
+
+@register.simple_tag(takes_context=True)
+def absolute_page_url(context, page):
+    """The page's absolute URL on the host the reader came in on (og:url, share links).
+
+    The canonical link and hreflang alternates use ``page.full_url`` (the main domain).
+    """
+    request = context.get("request")
+    return page_url(page, request) if request is not None else page.full_url
