@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from masthead.reach.mirrors import email_link_base, email_mirror_links
+
 from .models import Contribution, Donor, RecurringPlan
 from .money import format_money
 
@@ -22,7 +24,8 @@ def _send(to: str, subject: str, template: str, context: dict) -> None:
     neutral = settings.MASTHEAD_RECEIPT_NEUTRAL
     context = {
         "outlet_name": settings.MASTHEAD_OUTLET_NAME,
-        "base_url": settings.MASTHEAD_BASE_URL,
+        "base_url": email_link_base(),
+        "mirror_links": email_mirror_links(),
         "neutral": neutral,
         **context,
     }
@@ -52,9 +55,10 @@ def plan_language(plan: RecurringPlan) -> str:
 
 
 def _manage_url(donor: Donor) -> str:
-    from .services import manage_url
+    # on the email link host (a mirror when the main domain is blocked), not the request's
+    from .services import absolute, manage_token
 
-    return manage_url(donor)
+    return absolute(reverse("contributions:manage", args=[manage_token(donor)]), email_link_base())
 
 
 def send_receipt(contribution: Contribution) -> None:
@@ -120,6 +124,6 @@ def send_cancellation(plan: RecurringPlan, after_failures: bool = False) -> None
                 "plan": plan,
                 "amount": format_money(plan.amount, plan.currency),
                 "after_failures": after_failures,
-                "give_url": settings.MASTHEAD_BASE_URL + reverse("contributions:give"),
+                "give_url": email_link_base() + reverse("contributions:give"),
             },
         )

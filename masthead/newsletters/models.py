@@ -18,6 +18,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
@@ -34,6 +35,7 @@ from wagtail.fields import RichTextField
 from wagtail.models import Orderable, PreviewableMixin
 
 from masthead.core.crypto import EncryptedTextField
+from masthead.reach.widgets import MirrorURLInput
 
 WEEKDAYS = [
     (0, "Monday"),
@@ -94,6 +96,27 @@ class Newsletter(models.Model):
         help_text="Personal greeting; {name} is the subscriber's name. Blank: no greeting.",
     )
     greeting_without_name = models.CharField(max_length=120, blank=True, default="Hello,")
+    # For readers who cannot open the main domain (docs/reach.md).
+    link_base_url = models.CharField(
+        "link host",
+        max_length=300,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="The address links in this newsletter's emails use (confirm, unsubscribe, "
+        "articles, web version) — a mirror readers can open. Blank: "
+        "MASTHEAD_EMAIL_LINK_BASE_URL, else the main site.",
+    )
+    full_text = models.BooleanField(
+        "whole articles",
+        default=False,
+        help_text="Every edition carries each article in full, so readers who never reach "
+        "the site read everything.",
+    )
+    email_images = models.BooleanField(
+        "images in email",
+        default=True,
+        help_text="Include article images (loaded from the link host). Off: text only.",
+    )
 
     objects = NewsletterQuerySet.as_manager()
 
@@ -113,6 +136,13 @@ class Newsletter(models.Model):
         ),
         MultiFieldPanel(
             [FieldPanel("greeting"), FieldPanel("greeting_without_name")], heading="Greeting"
+        ),
+        MultiFieldPanel(
+            [
+                FieldPanel("link_base_url", widget=MirrorURLInput),
+                FieldRowPanel([FieldPanel("full_text"), FieldPanel("email_images")]),
+            ],
+            heading="For readers who cannot reach the site",
         ),
     ]
 
@@ -459,3 +489,25 @@ class SentMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id}"
+
+
+class EmailWebhookDelivery(models.Model):
+    """One signed transmission of an email provider's webhook (Mailgun's signature token,
+    SendGrid's signature), kept for the timestamp window: a second request carrying the same
+    signature is a captured request played back and is refused (409), even though its events
+    would be stored once anyway. Older rows are pruned; by then the signature's age refuses it.
+    """
+
+    esp_name = models.CharField(max_length=40)
+    delivery_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["esp_name", "delivery_id"], name="one_email_webhook_delivery"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp_name} delivery {self.delivery_id[:12]}"

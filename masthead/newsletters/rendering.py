@@ -27,6 +27,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
+from masthead.reach.mirrors import email_link_base, email_mirror_links, rebase
+
 UNSUBSCRIBE = "%%MASTHEAD_UNSUBSCRIBE%%"
 GREETING = "%%MASTHEAD_GREETING%%"
 _TOKEN = "MASTHEADTOKEN"  # noqa: S105 - stands for the unsubscribe token while URLs are reversed
@@ -50,9 +52,10 @@ class RenderedEdition:
         return personalise_str(self.text, greeting_text(self.newsletter, name), "#")
 
 
-def absolutise(fragment: str) -> str:
-    """Make root-relative links and image sources absolute (mail has no base URL)."""
-    base = settings.MASTHEAD_BASE_URL
+def absolutise(fragment: str, base: str | None = None) -> str:
+    """Make root-relative links and image sources absolute (mail has no base URL), on the
+    email's link host (``base``, default the main site)."""
+    base = base or settings.MASTHEAD_BASE_URL
     fragment = re.sub(r'(\s(?:href|src)=")/(?!/)', rf"\1{base}/", fragment)
     return re.sub(
         r'(\ssrcset=")([^"]*)"',
@@ -102,18 +105,30 @@ def article_text(article) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def _article_url(article, base: str) -> str:
+    parts = article.get_url_parts()
+    return base + parts[2] if parts else article.full_url
+
+
 def _context(edition) -> dict:
+    newsletter = edition.newsletter
+    base = email_link_base(newsletter)
     items = edition.articles()
     for item in items:
+        # the newsletter's "whole articles" option, or the editor's choice per article
+        item.full_text = item.full_text or newsletter.full_text
         item.text_body = article_text(item.article) if item.full_text else ""
+        item.url = _article_url(item.article, base)
     return {
         "edition": edition,
-        "newsletter": edition.newsletter,
+        "newsletter": newsletter,
         "items": items,
+        "images": newsletter.email_images,
         "intro_text": html_to_text(str(edition.intro)) if edition.intro else "",
-        "base_url": settings.MASTHEAD_BASE_URL,
+        "base_url": base,
         "outlet_name": settings.MASTHEAD_OUTLET_NAME,
-        "web_url": edition.full_url if edition.pk else "",
+        "web_url": base + edition.get_absolute_url() if edition.pk else "",
+        "mirror_links": email_mirror_links(),
         "unsubscribe_url": UNSUBSCRIBE,
         "greeting": GREETING,
     }
@@ -125,7 +140,10 @@ def render_edition(edition) -> RenderedEdition:
         context = _context(edition)
         raw_html = render_to_string("newsletters/email/edition.html", context)
         text = render_to_string("newsletters/email/edition.txt", context)
-    inlined = _inliner.inline(absolutise(raw_html))
+    base = context["base_url"]
+    # Links an editor or rich text wrote with the main site's address follow the link host.
+    inlined = _inliner.inline(rebase(absolutise(raw_html, base), base))
+    text = rebase(text, base)
     if settings.MASTHEAD_NEWSLETTER_CLICK_COUNTS and edition.pk:
         inlined = count_clicks(edition, inlined)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
@@ -147,7 +165,7 @@ def count_clicks(edition, html_body: str) -> str:
         link, _ = EditionLink.objects.get_or_create(edition=edition, url=url[:2000])
         with translation.override(edition.newsletter.language):
             path = reverse("newsletters:click", args=[edition.pk, link.pk])
-        return f'href="{settings.MASTHEAD_BASE_URL}{path}"'
+        return f'href="{email_link_base(edition.newsletter)}{path}"'
 
     return _HREF.sub(replace, html_body)
 
@@ -179,7 +197,7 @@ def personalise_str(template: str, greeting: str, unsubscribe_url: str) -> str:
 def unsubscribe_url_parts(newsletter) -> tuple[str, str]:
     """(prefix, suffix) of the unsubscribe URL around the token, in the newsletter's language."""
     with translation.override(newsletter.language):
-        url = settings.MASTHEAD_BASE_URL + reverse("newsletters:unsubscribe", args=[_TOKEN])
+        url = email_link_base(newsletter) + reverse("newsletters:unsubscribe", args=[_TOKEN])
     prefix, suffix = url.split(_TOKEN)
     return prefix, suffix
 

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from masthead.core.crypto import email_index, normalise_email
+from masthead.reach.mirrors import email_link_base, email_mirror_links
 
 from . import tokens
 from .models import (
@@ -59,7 +60,11 @@ class SignupOutcome:
 
 def _send(to: str, subject: str, template: str, context: dict, language: str) -> None:
     with translation.override(language):
-        context = {"outlet_name": settings.MASTHEAD_OUTLET_NAME, **context}
+        context = {
+            "outlet_name": settings.MASTHEAD_OUTLET_NAME,
+            "mirror_links": email_mirror_links(),
+            **context,
+        }
         text = render_to_string(f"newsletters/email/{template}.txt", context)
         html = render_to_string(f"newsletters/email/{template}.html", context)
     subscription = context.get("subscription")
@@ -97,7 +102,7 @@ def _remember_sent(message, message_id: str, subscription_id: int, kind: str) ->
 def confirm_url(subscription: Subscription) -> str:
     with translation.override(subscription.newsletter.language):
         path = reverse("newsletters:confirm", args=[tokens.make_confirm_token(subscription)])
-    return settings.MASTHEAD_BASE_URL + path
+    return email_link_base(subscription.newsletter) + path
 
 
 def manage_url(subscription: Subscription) -> str:
@@ -105,7 +110,7 @@ def manage_url(subscription: Subscription) -> str:
         path = reverse(
             "newsletters:unsubscribe", args=[tokens.make_unsubscribe_token(subscription.pk)]
         )
-    return settings.MASTHEAD_BASE_URL + path
+    return email_link_base(subscription.newsletter) + path
 
 
 def subscription_request(
