@@ -10,5 +10,7 @@ class ReachConfig(AppConfig):
     verbose_name = "Reach"
 
     def ready(self) -> None:
-        # the periodic mirror health check; cached pages rebuilt when a mirror is edited
+        # the periodic mirror health check; cached pages rebuilt when a mirror is edited;
+        # the static copy kept fresh (when MASTHEAD_STATIC_EXPORT_DIR is set)
         from . import jobs, signals  # noqa: F401
+        from .export import tasks  # noqa: F401

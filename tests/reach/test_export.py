@@ -291,3 +291,25 @@ def test_without_a_live_host_forms_give_way_to_the_email_alternative():
     assert 'href="mailto:subscribe@news.example?subject=subscribe"' in text
     assert "cannot take sign-ups" in text and "cannot take contributions" in text
     assert "<span>Manage your support</span>" in text  # the words stay, the dead link goes
+
+
+def test_the_scheduler_keeps_a_configured_copy_fresh(site, tmp_path, settings, monkeypatch):
+    from masthead.reach.export import tasks
+
+    enqueued = []
+    task = tasks.export_static_copy
+    monkeypatch.setattr(
+        tasks, "export_static_copy", type("Stub", (), {"enqueue": lambda: enqueued.append(1)})
+    )
+    settings.MASTHEAD_STATIC_EXPORT_DIR = ""
+    tasks.keep_static_copy()
+    assert enqueued == []
+    settings.MASTHEAD_STATIC_EXPORT_DIR = str(tmp_path / "copy")
+    settings.MASTHEAD_STATIC_EXPORT_BASE_URL = MIRROR
+    tasks.keep_static_copy()
+    assert enqueued == [1]
+
+    result = task.call()
+    assert result["written"] > 0 and result["missing"] == []
+    assert (tmp_path / "copy" / "index.html").exists()
+    assert task.call()["written"] == 0  # nothing published since

@@ -67,7 +67,7 @@
     queue.push({ campaign: num(el.dataset.campaign), variant: num(variant.dataset.variant), event: type });
   }
   function send() {
-    if (!queue.length || !root) return;
+    if (!queue.length || !root || !root.dataset.events) return; // none on a static copy
     var url = root.dataset.events, body = JSON.stringify({ events: queue.splice(0, 50) });
     if (!(navigator.sendBeacon && navigator.sendBeacon(url, body)) && window.fetch) {
       fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit" }).catch(function () {});
