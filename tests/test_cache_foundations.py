@@ -289,3 +289,18 @@ def test_a_warm_uncached_article_render_writes_nothing_to_any_cache(stores, demo
     assert response.status_code == 200
     assert "<img" in response.content.decode() and "ld+json" in response.content.decode()
     assert writes == []
+
+
+@pytest.mark.django_db
+def test_without_a_generation_the_page_cache_is_bypassed_not_guessed(site, client, monkeypatch):
+    assert client.get("/")["X-Masthead-Cache"] == "miss"
+    assert client.get("/")["X-Masthead-Cache"] == "hit"
+
+    def unavailable():
+        raise ConnectionError("state store down")
+
+    monkeypatch.setattr(pagecache, "generation", unavailable)
+    # The stored page might predate a publication nobody could record: render instead.
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "X-Masthead-Cache" not in response

@@ -27,6 +27,8 @@ from .state import StateUnavailable, state_store
 GENERATION_KEY = "pagecache:generation"
 HIT_HEADER = "X-Masthead-Cache"
 
+log = logging.getLogger(__name__)
+
 
 def is_anonymous_request(request) -> bool:
     """True when the request carries no session: an anonymous reader (cookie-free check)."""
@@ -47,9 +49,6 @@ def mark_public(response, *, max_age: int | None = None, s_maxage: int | None = 
     return response
 
 
-log = logging.getLogger(__name__)
-
-
 def _first_generation() -> int:
     """Where a generation starts when the store has none: the time in microseconds.
 
@@ -57,12 +56,13 @@ def _first_generation() -> int:
     deleted). Starting again at 1 could reuse a number pages were stored under before; the
     clock has moved on further than the generation could have been bumped since (each bump is
     a round trip to the store, far longer than a microsecond), so this is past any number used
-    before.
+    before — given clocks kept in step (NTP) on the machines that share the store.
     """
     return time.time_ns() // 1000
 
 
 def generation() -> int:
+    """The current page-cache generation (part of every page's key); raises if unknowable."""
     store = state_store()
     value = store.get(GENERATION_KEY)
     if value is None:
