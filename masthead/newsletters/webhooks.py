@@ -14,7 +14,8 @@ receives them); this module decides which of its views are reachable and guards 
    shared basic-auth ``ANYMAIL_WEBHOOK_SECRET`` is, and it is checked here before anymail
    reads the body (401 with a challenge, which Amazon SNS needs before it sends
    credentials). Signed events older than ``MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS`` are
-   refused as stale.
+   refused as stale, and a signature seen before (a captured request played back) with 409;
+   events are stored once by provider event id anyway (``signals.py``).
 4. **No 500s from bad input.** A payload anymail cannot parse is a 400.
 
 ``manage.py check --deploy`` fails for a configured provider that has no secret
@@ -23,11 +24,13 @@ receives them); this module decides which of its views are reachable and guards 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.utils import get_anymail_setting, get_request_basic_auth
@@ -47,15 +50,23 @@ from anymail.webhooks.sparkpost import (
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
+
+from .models import EmailWebhookDelivery
 
 log = logging.getLogger(__name__)
 
 
 class MalformedPayload(Exception):
     """Anymail could not make sense of an authenticated request's body."""
+
+
+class Replayed(Exception):
+    """A signed transmission we received before, played back."""
 
 
 def _mailgun_timestamp(request: HttpRequest) -> str | None:
@@ -67,8 +78,23 @@ def _mailgun_timestamp(request: HttpRequest) -> str | None:
     return request.POST.get("timestamp")
 
 
+def _mailgun_delivery(request: HttpRequest) -> str | None:
+    """Mailgun's signature token: random, new with every signing."""
+    if request.content_type == "application/json":
+        try:
+            return str(json.loads(request.body)["signature"]["token"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return request.POST.get("token")
+
+
 def _sendgrid_timestamp(request: HttpRequest) -> str | None:
     return request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp")
+
+
+def _sendgrid_delivery(request: HttpRequest) -> str | None:
+    signature = request.headers.get("X-Twilio-Email-Event-Webhook-Signature")
+    return hashlib.sha256(signature.encode()).hexdigest() if signature else None
 
 
 @dataclass(frozen=True)
@@ -83,6 +109,7 @@ class Provider:
     signature_required: bool = False
     timestamp: object = None  # request → signed timestamp, checked for staleness
     needs: str = ""  # a package anymail needs for this provider's views (its extra)
+    delivery: object = None  # request → id of this signed transmission, refused if seen
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -110,6 +137,7 @@ PROVIDERS: dict[str, Provider] = {
         },
         signature_required=True,
         timestamp=_mailgun_timestamp,
+        delivery=_mailgun_delivery,
     ),
     "mailjet": Provider(
         "MAILJET",
@@ -129,6 +157,7 @@ PROVIDERS: dict[str, Provider] = {
             "inbound": "INBOUND_WEBHOOK_VERIFICATION_KEY",
         },
         timestamp=_sendgrid_timestamp,
+        delivery=_sendgrid_delivery,
     ),
     "sparkpost": Provider(
         "SPARKPOST",
@@ -204,8 +233,11 @@ def _guarded(view_class: type, provider: Provider) -> type:
                 raise AnymailWebhookValidationFailure(
                     f"unreadable webhook ({type(exc).__name__})"
                 ) from exc
-            if provider.timestamp is not None and getattr(request, "_masthead_signed", False):
-                _check_fresh(provider.timestamp(request))
+            if getattr(request, "_masthead_signed", False):
+                if provider.timestamp is not None:
+                    _check_fresh(provider.timestamp(request))
+                if provider.delivery is not None:
+                    _remember_delivery(self.esp_name, provider.delivery(request))
 
         def parse_events(self, request):
             try:
@@ -231,6 +263,25 @@ def _check_fresh(timestamp: str | None) -> None:
         raise AnymailWebhookValidationFailure("webhook without a usable timestamp") from None
     if abs(time.time() - when) > settings.MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS:
         raise AnymailWebhookValidationFailure("stale webhook (timestamp outside the window)")
+
+
+def _remember_delivery(esp_name: str, delivery_id: str | None) -> None:
+    if not delivery_id:
+        raise AnymailWebhookValidationFailure("signed webhook without a delivery id")
+    try:
+        with transaction.atomic():
+            EmailWebhookDelivery.objects.create(esp_name=esp_name, delivery_id=delivery_id[:128])
+    except IntegrityError:
+        raise Replayed(f"{esp_name} delivery received before") from None
+
+
+def prune_webhook_deliveries(now: datetime | None = None) -> int:
+    """Forget signed deliveries older than twice the window: their age alone refuses them."""
+    horizon = (now or timezone.now()) - timedelta(
+        seconds=2 * settings.MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS
+    )
+    deleted, _ = EmailWebhookDelivery.objects.filter(received_at__lt=horizon).delete()
+    return deleted
 
 
 def _basic_auth_ok(request: HttpRequest, secrets: tuple[str, ...]) -> bool:
@@ -274,6 +325,9 @@ def email_webhook(request: HttpRequest, provider: str, kind: str) -> HttpRespons
     except AnymailWebhookValidationFailure as exc:
         log.warning("%s %s webhook refused: %s", provider, kind, exc)
         return _text(400, "Webhook refused: it could not be verified.")
+    except Replayed as exc:
+        log.warning("%s %s webhook refused: %s", provider, kind, exc)
+        return _text(409, "This webhook was received before: refused as a replay.")
     except MalformedPayload as exc:
         log.warning("%s %s webhook with a malformed body: %s", provider, kind, exc)
         return _text(400, "Malformed webhook body.")

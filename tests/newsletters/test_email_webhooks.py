@@ -265,6 +265,15 @@ def test_check_deploy_fails_for_a_provider_without_a_secret(settings, provider):
     assert check_email_webhooks() == []
 
 
+def test_check_says_when_amazon_ses_lacks_boto3(settings, monkeypatch):
+    from masthead.newsletters import webhooks
+
+    monkeypatch.setattr(webhooks, "missing_package", lambda provider: bool(provider.needs))
+    configure(settings, "amazon_ses")
+    (error,) = check_email_webhooks()
+    assert error.id == "newsletters.E003" and "boto3" in error.msg
+
+
 def test_check_names_unknown_providers(settings):
     settings.MASTHEAD_EMAIL_WEBHOOK_PROVIDERS = ["pigeon"]
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
@@ -348,14 +357,27 @@ def test_replayed_events_change_nothing_the_second_time(client, settings, sent, 
     assert ConsentRecord.objects.filter(action="suppressed").count() == 1
 
 
-def test_a_replayed_mailgun_event_is_stored_once(client, settings, sent):
-    configure(settings, "mailgun")
+@pytest.mark.parametrize("provider", sorted(SIGNED))
+def test_a_signed_request_played_back_is_refused(client, settings, sent, provider):
+    configure(settings, provider)
     email = "reader0@example.org"
-    built = mailgun_bounce(email, sent[email], 7)
-    assert post(client, "mailgun", built).status_code == 200
+    built = ALL[provider](email, sent[email], 7)
+    assert post(client, provider, built).status_code == 200
     Subscriber.objects.update(suppressed_at=None, suppression_reason="")
-    assert post(client, "mailgun", built).status_code == 200  # same event id: seen before
+    assert post(client, provider, built).status_code == 409  # the same signature again
     assert not suppressed() and ProviderEvent.objects.count() == 1
+    # the window is kept only as long as the timestamp check needs it
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from masthead.newsletters.models import EmailWebhookDelivery
+    from masthead.newsletters.webhooks import prune_webhook_deliveries
+
+    assert prune_webhook_deliveries() == 0
+    later = timezone.now() + timedelta(seconds=2 * 900 + 1)
+    assert prune_webhook_deliveries(later) == 1
+    assert not EmailWebhookDelivery.objects.exists()
 
 
 # --- a reason the provider vouched for --------------------------------------------------------
