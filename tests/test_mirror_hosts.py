@@ -352,3 +352,19 @@ def test_an_edition_link_click_continues_on_the_mirror(client, mirrored):
 
 def test_unknown_hosts_are_still_refused(client, mirrored):
     assert fetch(client, "/", "elsewhere.example").status_code == 400
+
+
+def test_publishing_purges_the_mirrors_copies_from_a_cdn_in_front(
+    mirrored, settings, django_capture_on_commit_callbacks
+):
+    from tests.test_cdn_purge import PURGED
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.WAGTAILFRONTENDCACHE = {"test": {"BACKEND": "tests.test_cdn_purge.RecordingBackend"}}
+    PURGED.clear()
+    article = ArticlePage.objects.live().filter(locale__language_code="en").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        article.save_revision().publish()
+    for origin in (f"https://{MAIN}", f"https://{MIRROR}", f"http://{ONION}"):
+        for path in (article.url, article.get_parent().url, "/", "/feeds/rss/", "/sitemap.xml"):
+            assert origin + path in PURGED, (origin + path, sorted(PURGED))

@@ -7,6 +7,8 @@ from django.dispatch import receiver
 from wagtail.models import Page
 from wagtail.signals import page_published, page_unpublished, post_page_move
 
+from masthead.reach.hosts import mirror_origins
+
 from .pagecache import invalidate_pages
 
 
@@ -44,7 +46,16 @@ def purge_listings(page) -> None:
                 reverse("publishing:section_feed_rss", args=[parent.slug]),
                 reverse("publishing:section_feed_atom", args=[parent.slug]),
             ]
-    purge_urls_from_cache([site.root_url + path for path in paths])
+    urls = [site.root_url + path for path in paths]
+    # A cache that also fronts the mirrors keeps their copies under their own host names.
+    mirrors = mirror_origins()
+    if mirrors:
+        for listed in [page, *listing_pages]:
+            parts = listed.get_url_parts()
+            if parts and parts[2]:
+                paths.append(parts[2])
+        urls += [origin + path for origin in mirrors for path in paths]
+    purge_urls_from_cache(urls)
 
 
 @receiver(post_delete)

@@ -48,6 +48,15 @@ def mirror_hosts() -> list[str]:
     return [hostname_of(host) for host in getattr(settings, "MASTHEAD_MIRROR_HOSTS", [])]
 
 
+def mirror_origins() -> list[str]:
+    """The origins of every host besides the main domain: mirrors over HTTPS, the onion over
+    HTTP (for purging a cache that fronts them too)."""
+    origins = [f"https://{host}" for host in mirror_hosts() if host]
+    if onion_host():
+        origins.append(f"http://{onion_host()}")
+    return origins
+
+
 def request_hostname(request: HttpRequest) -> str:
     """The host the request names, without port, or '' when it is not an allowed host."""
     try:
