@@ -152,3 +152,11 @@ def test_full_text_editions_carry_whole_articles(newsletter, edition_factory):
     _message, html, text, _token = parts(edition)
     assert "<img" not in html and "/media/" not in html
     assert html.count('class="body"') == len(edition.articles())
+
+
+def test_the_admin_suggests_mirrors_for_the_link_host(admin_client, newsletter, mirrors):
+    response = admin_client.get(f"/admin/snippets/newsletters/newsletter/edit/{newsletter.pk}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'list="mirror-url-choices"' in html
+    assert f'<option value="{MIRROR}">' in html and "For readers who cannot reach the site" in html
