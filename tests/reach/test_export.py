@@ -177,7 +177,7 @@ def test_the_static_copy_is_complete_relative_and_searchable(demo, tmp_path, sta
         if re.match(
             r"(ru/)?(admin|support/(checkout|manage)|newsletter/(confirm|unsubscribe|subscribe))", n
         )
-    ]  # noqa: E501
+    ]
 
     # forms: without a live host, the email alternative (never a dead form)
     article = ArticlePage.objects.live().filter(locale__language_code="en").first()
@@ -197,6 +197,47 @@ def test_the_static_copy_is_complete_relative_and_searchable(demo, tmp_path, sta
     assert {"en", "ru"} <= set(entry["languages"])
     assert (out / "pagefind" / "pagefind-ui.js").exists()
 
+    # --- incremental: one publication re-renders that article and the listings ---
+    first = json.loads((out / ".masthead-export.json").read_text())
+
+    again = functools.partial(export_static, out, base_url=MIRROR, live_url="", incremental=True)
+    nothing = again(search_index=False)
+    assert not nothing.full and nothing.written == [] and nothing.rendered == 0
+
+    changed = ArticlePage.objects.live().filter(locale__language_code="en").last()
+    assert changed.pk != article.pk
+    changed.standfirst = "A correction: the ferry now sails at dawn."
+    changed.save_revision().publish()
+    others = [file_for(a.url) for a in ArticlePage.objects.live().exclude(pk=changed.pk)]
+
+    report = again(archive=tmp_path / "copy.tar.gz")
+    written = set(report.written)
+    assert file_for(changed.url) in written
+    assert "index.html" in written  # the home page lists it
+    assert "feeds/rss.xml" in written  # so does the feed (the sitemap, by date, may not change)
+    assert not written & set(others)  # no other article re-rendered
+    assert report.rendered < len(first["urls"]) / 2
+    assert "dawn" in (out / file_for(changed.url)).read_text()
+
+    # the archive holds the tree (pages, assets, the search index), not the manifest
+    with tarfile.open(report.archive) as archive:
+        members = set(archive.getnames())
+    assert file_for(changed.url) in members and "pagefind/pagefind-ui.js" in members
+    assert not any(name.startswith(".masthead-export") for name in members)
+    zipped = tmp_path / "copy.zip"
+    call_command(
+        "export_static", str(out), "--base-url", MIRROR, "--live-url", "", "--incremental",
+        "--archive", str(zipped), "--no-progress", verbosity=0,
+    )  # fmt: skip
+    with zipfile.ZipFile(zipped) as archive:
+        assert set(archive.namelist()) == members
+
+    # an unpublished article leaves the copy
+    changed.unpublish()
+    report = again(search_index=False)
+    assert file_for(changed.url) in report.removed
+
+    # --- the offline search, in Chromium ---
     if not _chromium_available():
         if os.environ.get("CI"):
             pytest.fail(f"CI=true but Chromium is missing at {CHROMIUM}: browser tests must run")
@@ -207,43 +248,6 @@ def test_the_static_copy_is_complete_relative_and_searchable(demo, tmp_path, sta
     assert foreign == []
     assert article.title in titles, (word, titles)
     assert opened in titles
-
-
-def test_incremental_export_rewrites_the_article_and_listings_only(demo, tmp_path):
-    out = tmp_path / "copy"
-    call_command("export_static", str(out), "--no-progress", verbosity=0)
-    first = json.loads((out / ".masthead-export.json").read_text())
-
-    nothing = export_static(out, incremental=True, search_index=False)
-    assert not nothing.full and nothing.written == [] and nothing.rendered == 0
-
-    article = ArticlePage.objects.live().filter(locale__language_code="en").last()
-    article.standfirst = "A correction: the ferry now sails at dawn."
-    article.save_revision().publish()
-    others = [file_for(a.url) for a in ArticlePage.objects.live().exclude(pk=article.pk)]
-
-    report = export_static(out, incremental=True, archive=tmp_path / "copy.tar.gz")
-    written = set(report.written)
-    assert file_for(article.url) in written
-    assert "index.html" in written  # the home page lists it
-    assert "feeds/rss.xml" in written  # so does the feed (the sitemap, by date, may not change)
-    assert not written & set(others)  # no other article re-rendered
-    assert report.rendered < len(first["urls"]) / 2
-    assert "dawn" in (out / file_for(article.url)).read_text()
-
-    # the archive holds the tree (pages, assets, the search index), not the manifest
-    with tarfile.open(report.archive) as archive:
-        members = set(archive.getnames())
-    assert file_for(article.url) in members and "pagefind/pagefind-ui.js" in members
-    assert not any(name.startswith(".masthead-export") for name in members)
-    zipped = export_static(out, incremental=True, archive=tmp_path / "copy.zip").archive
-    with zipfile.ZipFile(zipped) as archive:
-        assert set(archive.namelist()) == members
-
-    # an unpublished article leaves the copy
-    article.unpublish()
-    report = export_static(out, incremental=True, search_index=False)
-    assert file_for(article.url) in report.removed
 
 
 def rewriter(**kwargs) -> Rewriter:

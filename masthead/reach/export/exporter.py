@@ -242,7 +242,10 @@ class _Export:
                 body = self.render(client, link, found, report)
                 bar.update(1)
                 if body is None:
-                    urls.pop(key, None)
+                    gone_entry = urls.pop(key, None)
+                    if gone_entry:  # a listing page that no longer exists (an older page)
+                        self.remove(gone_entry["file"], report)
+                        files.pop(gone_entry["file"], None)
                     continue
                 report.rendered += 1
                 self.write(link.file, body, files, report)
@@ -319,7 +322,9 @@ class _Export:
 
     def write(self, name: str, body: bytes, files: dict, report: ExportReport) -> None:
         digest = hashlib.sha256(body).hexdigest()
-        target = self.directory / name
+        target = (self.directory / name).resolve()
+        if not target.is_relative_to(self.directory):
+            raise ValueError(f"{name!r} is outside the export directory")
         if files.get(name) == digest and target.exists():
             report.unchanged += 1
             return
