@@ -197,12 +197,13 @@ def build_samples() -> Samples:
     links = list(EditionLink.objects.all()[:4])
     subscriptions = list(Subscription.objects.select_related("subscriber")[:2])
     contributions = list(Contribution.objects.all()[:3])
-    pending, _url = services.start_contribution(
-        frequency="once", amount=500, currency="USD", provider_key="sandbox",
-        name="", is_public=False, message="", source="hostile",
-        base_url="http://testserver",
-    )  # fmt: skip
-    contributions.append(pending)
+    for provider, frequency in (("sandbox", "once"), ("stripe", "monthly"), ("paypal", "once")):
+        pending, _url = services.start_contribution(
+            frequency=frequency, amount=500, currency="USD", provider_key=provider,
+            name="", is_public=False, message="", source="hostile",
+            base_url="http://testserver",
+        )  # fmt: skip
+        contributions.append(pending)
     donors = list(Donor.objects.all()[:2])
     by_name = {
         "token": [tokens.make_confirm_token(s) for s in subscriptions]
@@ -252,6 +253,11 @@ search_query = st.one_of(
 )
 
 
+def _utf8(value: str) -> bytes:
+    """UTF-8, lone surrogates too (as their raw bytes: invalid UTF-8 on the wire)."""
+    return value.encode("utf-8", "surrogatepass")
+
+
 def path_value(samples: Samples, converter: str, name: str) -> st.SearchStrategy[str]:
     real = samples.by_name.get(name) or []
     hostile = [odd_text, st.sampled_from(ODD_NUMBERS)]
@@ -267,7 +273,7 @@ def path_value(samples: Samples, converter: str, name: str) -> st.SearchStrategy
 def encode_path(value: str) -> str:
     """Percent-encode a path part as a browser would (unicode as UTF-8; lone surrogates and
     bytes that are not UTF-8 as raw percent escapes)."""
-    return quote(value.encode("utf-8", "surrogatepass"), safe="")
+    return quote(_utf8(value), safe="")
 
 
 @st.composite
@@ -290,10 +296,10 @@ def url_path(draw, route: Route, samples: Samples) -> str:
                         st.from_regex(piece, fullmatch=True).filter(lambda v: len(v) < 300),
                     )
                 )
-                parts.append(quote(value.encode("utf-8", "surrogatepass"), safe="/"))
+                parts.append(quote(_utf8(value), safe="/"))
             else:
                 value = draw(st.one_of(odd_text, st.sampled_from(["../settings.py", "x/../../"])))
-                parts.append(quote(value.encode("utf-8", "surrogatepass"), safe="/"))
+                parts.append(quote(_utf8(value), safe="/"))
     path = "/" + "".join(parts)
     # Bad encodings and odd shapes on top of any path, now and then.
     suffix = draw(st.sampled_from(["", "", "", "", "%ff%fe", "%", "%zz", "//", "/.", ";x=1"]))
@@ -316,7 +322,7 @@ form_value = st.one_of(
 )
 form_body = st.lists(
     st.tuples(st.one_of(st.sampled_from(FORM_FIELDS), text), form_value), max_size=12
-).map(lambda pairs: urlencode(pairs).encode("ascii"))
+).map(lambda pairs: urlencode([(_utf8(k), _utf8(v)) for k, v in pairs]).encode("ascii"))
 
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -450,7 +456,8 @@ ODD_HEADER_VALUES = [
     "sha256=", "sha256=zz", "Basic", "Basic !!!", "Basic " + "QQ==" * 3, "Bearer ",
     "Digest a=\"", "SHA256withRSA", "https://evil.example/cert.pem", "file:///etc/passwd",
     "2024-13-45T99:99:99Z", "null", "sessionid=x; csrftoken=\x7f", "bytes=999999999999-",
-    "1.2.3.4, , ::1, garbage", "http://evil.example", "cross-site", "x" * 6000,
+    "1.2.3.4, , ::1, garbage", "unknown", "[::1]:80, 10.0.0.1", "http://evil.example",
+    "cross-site", "x" * 6000,
     "http://[", "http://[::1", "https://a:b@[x]/", "http://testserver:99999999999", "//",
 ]  # fmt: skip
 # Header values reach Django as latin-1 text (that is how WSGI hands over raw bytes).
@@ -473,12 +480,15 @@ headers_st = st.dictionaries(
 @st.composite
 def query_string(draw, route: Route) -> str:
     keys = st.one_of(
-        st.sampled_from(["q", "page", "amount", "currency", "frequency", "token", "next", "p"]),
+        st.sampled_from(
+            ["q", "page", "amount", "currency", "frequency", "token", "next", "p", "PayerID",
+             "subscription_id", "ba_token", "session_id", "provider", "source"]
+        ),
         text,
     )
     values = search_query if route.text.endswith("search/") else odd_text
     pairs = draw(st.lists(st.tuples(keys, values), max_size=4))
-    encoded = urlencode([(k, v.encode("utf-8", "surrogatepass")) for k, v in pairs])
+    encoded = urlencode([(_utf8(k), _utf8(v)) for k, v in pairs])
     raw = draw(st.sampled_from(["", "", "", "&&==&", "q=%ff%fe", "%zz=%", "q=" + "a" * 9000]))
     return "&".join(part for part in (encoded, raw) if part)
 
@@ -609,64 +619,73 @@ def check(route: Route, request: HostileRequest, response) -> None:
 # --- the tests -------------------------------------------------------------------------------
 
 
+def provider_settings(stripe, paypal) -> dict:
+    """Every payment provider configured (against local stand-ins), tasks run at once."""
+    return {
+        "TASKS": {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}},
+        "MASTHEAD_PAYMENT_PROVIDERS": {
+            "sandbox": {"BACKEND": "masthead.contributions.providers.sandbox.SandboxProvider"},
+            "stripe": {"BACKEND": "masthead.contributions.providers.stripe.StripeProvider"},
+            "paypal": {"BACKEND": "masthead.contributions.providers.paypal.PayPalProvider"},
+        },
+        "STRIPE_SECRET_KEY": stripe.secret_key,
+        "STRIPE_WEBHOOK_SECRET": "whsec_hostile",
+        "STRIPE_API_BASE": stripe.url,
+        "PAYPAL_CLIENT_ID": paypal.client_id,
+        "PAYPAL_CLIENT_SECRET": paypal.secret,
+        "PAYPAL_WEBHOOK_ID": "WH-hostile",
+        "PAYPAL_API_BASE": paypal.url,
+        "PAYPAL_PRODUCT_ID": "",
+        "MASTHEAD_NEWSLETTER_CLICK_COUNTS": True,
+        "MASTHEAD_BASE_URL": "http://testserver",
+        "MASTHEAD_BEHIND_PROXY": True,  # X-Forwarded-For, hostile ones too, is read
+    }
+
+
 @pytest.fixture(scope="module")
-def demo_content(django_db_setup, django_db_blocker):
-    """The demo site, built once for the module inside a transaction rolled back at its end
-    (each test runs in a savepoint within it): building it per route would cost minutes."""
+def hostile_world(django_db_setup, django_db_blocker):
+    """The site as a stranger finds it: demo content, every payment provider configured,
+    pending checkouts at each. Built once for the module inside a transaction rolled back at
+    its end (each test runs in a savepoint within it): per route it would cost minutes."""
     import importlib
 
     from django.db import transaction
+    from django.test import override_settings
 
     from masthead.core.management.commands.setup import DEMO_APPS
     from masthead.publishing.demo import ensure_site, load_demo_articles
-
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            ensure_site()
-            report = load_demo_articles()
-            assert not report.errors, report.errors
-            for app in DEMO_APPS:
-                try:
-                    module = importlib.import_module(f"{app}.demo")
-                except ModuleNotFoundError:
-                    continue
-                module.load_demo()
-            samples = build_samples()
-            yield samples
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
-
-
-@pytest.fixture
-def world(demo_content, db, settings):
-    """The demo site, every payment provider configured (against local stand-ins) and
-    tasks run at once, as a stranger would find it."""
     from tests.contributions.standins import PayPalStandIn, StripeStandIn
 
     stripe, paypal = StripeStandIn(), PayPalStandIn()
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    settings.MASTHEAD_PAYMENT_PROVIDERS = {
-        "sandbox": {"BACKEND": "masthead.contributions.providers.sandbox.SandboxProvider"},
-        "stripe": {"BACKEND": "masthead.contributions.providers.stripe.StripeProvider"},
-        "paypal": {"BACKEND": "masthead.contributions.providers.paypal.PayPalProvider"},
-    }
-    settings.STRIPE_SECRET_KEY = stripe.secret_key
-    settings.STRIPE_WEBHOOK_SECRET = "whsec_hostile"
-    settings.STRIPE_API_BASE = stripe.url
-    settings.PAYPAL_CLIENT_ID = paypal.client_id
-    settings.PAYPAL_CLIENT_SECRET = paypal.secret
-    settings.PAYPAL_WEBHOOK_ID = "WH-hostile"
-    settings.PAYPAL_API_BASE = paypal.url
-    settings.PAYPAL_PRODUCT_ID = ""
-    settings.MASTHEAD_NEWSLETTER_CLICK_COUNTS = True
-    settings.MASTHEAD_BASE_URL = "http://testserver"
-    settings.MASTHEAD_BEHIND_PROXY = True  # X-Forwarded-For, hostile ones too, is read
-    yield demo_content
-    stripe.close()
-    paypal.close()
+    overrides = override_settings(**provider_settings(stripe, paypal))
+    overrides.enable()
+    try:
+        with django_db_blocker.unblock():
+            outer = transaction.atomic()
+            outer.__enter__()
+            try:
+                ensure_site()
+                report = load_demo_articles()
+                assert not report.errors, report.errors
+                for app in DEMO_APPS:
+                    try:
+                        module = importlib.import_module(f"{app}.demo")
+                    except ModuleNotFoundError:
+                        continue
+                    module.load_demo()
+                yield build_samples()
+            finally:
+                transaction.set_rollback(True)
+                outer.__exit__(None, None, None)
+    finally:
+        overrides.disable()
+        stripe.close()
+        paypal.close()
+
+
+@pytest.fixture
+def world(hostile_world, db):
+    return hostile_world
 
 
 def _client() -> Client:
@@ -714,6 +733,11 @@ CATALOGUE = [
       "Btcpay-Sig": "sha256=zz", "Authorization": "Basic !!!"}, None),
     ("POST", b"", "application/json", {"Stripe-Signature": "t=,v1=", "Authorization": "Bearer "},
      None),
+    # NUL: PostgreSQL refuses it in text and JSON (\u0000) columns.
+    ("POST", b"email=a%00%40b.org&name=%00&message=%00&source=%00&q=%00&action=%00&plan=%00",
+     "application/x-www-form-urlencoded", {}, None),
+    ("POST", b'{"id": "evt\\u0000", "type": "\\u0000", "data": {"object": {"id": "\\u0000"}}}',
+     "application/json", {}, None),
     ("GET", b"", None, {"Cookie": "sessionid=\x7f; csrftoken=\xff", "Range": "bytes=9-1"}, None),
     ("POST", b"q=%22a%27+OR+(", "text/plain; charset=nope", {"Accept-Language": "\xff"}, None),
 ]  # fmt: skip
@@ -751,3 +775,21 @@ def test_a_wrong_method_on_a_form_address_says_so(client):
     assert "This address takes forms only" in response.content.decode()
     assert '<html lang="ru"' in client.get("/ru/support/checkout/").content.decode()
     assert client.head("/support/checkout/").content == b""
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["\"a' OR (", "ferry\"", "'ferry", "(ferry", "ferry*", "^ferry", "ferry's", "title:ferry",
+     "NEAR(ferry island)", "ferry -", "\"\"\"", "'''", "\\ferry\\"],
+)  # fmt: skip
+def test_search_with_odd_quoting_finds_the_words(world, query):
+    """Search syntax in a reader's query is read as words, over a real index (the database
+    backend's FTS5 answered an unbalanced quote with a syntax error: a 500)."""
+    from masthead.publishing.models import ArticlePage
+    from masthead.publishing.views import search_words
+
+    response = _client().get("/search/", {"q": query})
+    assert response.status_code == 200
+    if search_words(query).split()[:1] == ["ferry"]:
+        ferry = ArticlePage.objects.get(external_id="demo-001")
+        assert ferry.url in response.content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +19,17 @@ from .models import live_articles
 MAX_QUERY = 200
 
 
+# Anything but letters, digits and "_": the search backends' own syntax (FTS5's quotes,
+# parentheses, "*", "^", column filters; tsquery's "&|!:") that a reader never means.
+_NOT_A_WORD = re.compile(r"[^\w]+")
+
+
+def search_words(query: str) -> str:
+    """The words of a reader's query, for the search backend: punctuation, quotes and search
+    syntax become spaces (SQLite's FTS5 answered an unbalanced quote with a syntax error)."""
+    return " ".join(_NOT_A_WORD.sub(" ", query).split())
+
+
 def search(request):
     # Control characters (NUL above all, which PostgreSQL refuses in text) never mean anything
     # in a search: drop them rather than fail.
@@ -27,9 +39,9 @@ def search(request):
     error = ""
     if len(query) > MAX_QUERY:
         error = _("Please search for at most %(n)d characters.") % {"n": MAX_QUERY}
-    elif query:
+    elif words := search_words(query):
         locale = Locale.objects.filter(language_code=get_language()).first()
-        results = list(live_articles(locale).search(query)[:50])
+        results = list(live_articles(locale).search(words)[:50])
     status = 400 if error else 200
     response = render(
         request,
