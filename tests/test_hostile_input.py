@@ -793,3 +793,18 @@ def test_search_with_odd_quoting_finds_the_words(world, query):
     if search_words(query).split()[:1] == ["ferry"]:
         ferry = ArticlePage.objects.get(external_id="demo-001")
         assert ferry.url in response.content.decode()
+
+
+def test_return_from_a_provider_switched_off_since_checkout(world):
+    """A reader back from a provider the operator has since removed sees the thank-you page,
+    not a 500."""
+    from masthead.contributions import services
+    from masthead.contributions.models import Contribution
+
+    contribution = Contribution.objects.filter(paid_at__isnull=True).first()
+    Contribution.objects.filter(pk=contribution.pk).update(provider="retired")
+    token = services.checkout_token(contribution)
+    response = _client().get(f"/support/checkout/{token}/return/", {"token": "x"})
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"/support/checkout/{token}/thanks/")
+    assert _client().get(response["Location"]).status_code == 200

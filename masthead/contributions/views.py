@@ -250,7 +250,12 @@ def cancelled(request: HttpRequest, token: str) -> HttpResponse:
 def checkout_return(request: HttpRequest, token: str) -> HttpResponse:
     """The reader is back from the provider (PayPal): confirm with it, then say thanks."""
     contribution = _contribution_or_404(token)
-    provider = get_provider(contribution.provider)
+    try:
+        provider = get_provider(contribution.provider)
+    except UnknownProvider:
+        # Switched off since this checkout began: nothing to confirm with; the thank-you
+        # page shows what is known (webhooks and the reconcile job settle the rest).
+        return _private(redirect("contributions:thanks", token=token))
     params = {k: v[:200] for k, v in request.GET.items()}
     try:
         events = provider.handle_return(contribution, params)
