@@ -121,7 +121,9 @@ def a_body_word(article: ArticlePage) -> str:
 
 def search_in_chromium(origin: str, word: str) -> tuple[list[str], list[str], str]:
     """Search the copy from its home page's search box in Chromium (in a thread of its own,
-    so Playwright's event loop never meets the test's database connection)."""
+    so Playwright's event loop never meets the test's database connection); open the first
+    result. Returns the result titles, requests to other origins or script errors, and the
+    opened article's headline."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -139,6 +141,7 @@ def search_in_chromium(origin: str, word: str) -> tuple[list[str], list[str], st
                     and foreign.append(r.url)
                 ),
             )
+            page.on("pageerror", lambda error: foreign.append(f"script error: {error}"))
             page.goto(origin + "/", wait_until="load")
             page.fill("#site-search-q", word)
             page.press("#site-search-q", "Enter")
