@@ -188,9 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{per * 1000:.0f} ms and {big['bytes'] / big['articles'] / 1e3:.0f} kB per "
             f"article (all pages, listings and assets included), a full export of "
             f"{options.articles:,} articles would take about {estimate / 60:.0f} min and "
-            f"{mb:.0f} MB; an incremental one re-renders the listing pages (home, sections "
-            "and their pages, feeds, sitemaps, newsletter pages), which grow with the "
-            "article count divided by the 20 teasers a section page shows."
+            f"{mb:.0f} MB. An incremental export re-renders the listing pages (home, sections "
+            "and their older pages, feeds, sitemaps, newsletter pages), whose number grows "
+            "with the article count divided by the 20 teasers a section page shows: about "
+            f"{big['inc_rendered'] * options.articles / big['articles']:.0f} URLs and "
+            f"{big['inc_s'] * options.articles / big['articles']:.0f} s at "
+            f"{options.articles:,} articles, scaled linearly."
         )
     markdown = "\n".join(lines) + "\n"
     print(markdown)

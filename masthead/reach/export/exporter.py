@@ -42,7 +42,7 @@ from .rewrite import Link, Rewriter
 log = logging.getLogger(__name__)
 
 MANIFEST = ".masthead-export.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 LOCK = ".masthead-export.lock"
 # Pages whose content is their own; every other page lists others and is re-rendered on
 # any change (home, sections, newsletter pages, feeds, sitemaps).
@@ -184,9 +184,7 @@ class _Export:
 
         if old is not None:
             report.full = False
-            changed = {
-                pid for pid, info in pages.items() if old["pages"].get(pid) != info["published"]
-            }
+            changed = {pid for pid, info in pages.items() if old["pages"].get(pid) != _state(info)}
             gone = set(old["pages"]) - set(pages)
             if not changed and not gone:
                 report.unchanged = len(old["files"])
@@ -203,14 +201,22 @@ class _Export:
                     seeds.append(Link(path, query, entry["file"]))
                 else:
                     keep_known.add(key)
+            by_page: dict[str, list[str]] = {}
+            for key, entry in urls.items():
+                if entry.get("page"):
+                    by_page.setdefault(entry["page"], []).append(key)
+
+            def drop(pid: str, keep: str = "") -> None:
+                for key in by_page.get(pid, ()):
+                    if key != keep and key in urls:  # unpublished, moved or renamed
+                        self.remove(urls[key]["file"], report)
+                        files.pop(urls.pop(key)["file"], None)
+
             for pid in gone:
-                for key, entry in list(urls.items()):
-                    if entry.get("page") == pid:
-                        self.remove(entry["file"], report)
-                        files.pop(entry["file"], None)
-                        del urls[key]
+                drop(pid)
             for pid in changed:
                 path = pages[pid]["path"]
+                drop(pid, keep=path)
                 keep_known.discard(path)
                 seeds.append(Link(path, "", rewrite.file_for(path)))
         else:
@@ -358,13 +364,18 @@ class _Export:
             "version": MANIFEST_VERSION,
             "base_url": self.base_url,
             "live_url": self.live_url,
-            "pages": {pid: info["published"] for pid, info in pages.items()},
+            "pages": {pid: _state(info) for pid, info in pages.items()},
             "urls": urls,
             "files": files,
         }
         partial = self.directory / (MANIFEST + ".partial")
         partial.write_text(json.dumps(data, sort_keys=True))
         os.replace(partial, self.directory / MANIFEST)
+
+
+def _state(page: dict) -> str:
+    """What, when it changes, makes a page's file stale: a publication or a new address."""
+    return f"{page['published']} {page['path']}"
 
 
 def subscribe_email() -> str:
