@@ -449,7 +449,7 @@ SIGNATURE_HEADERS = [
 OTHER_HEADERS = [
     "Accept", "Accept-Language", "Cookie", "Origin", "Referer", "Sec-Fetch-Site",
     "X-Forwarded-For", "X-Forwarded-Proto", "X-Requested-With", "User-Agent", "If-None-Match",
-    "If-Modified-Since", "Range",
+    "If-Modified-Since", "Range", "Host", "X-Forwarded-Host",
 ]  # fmt: skip
 ODD_HEADER_VALUES = [
     "", "t=", "t=abc,v1=", "t=99999999999999999999,v1=00", "t=-1,v1=zz,v0=", ",,,,", "=",
@@ -459,6 +459,7 @@ ODD_HEADER_VALUES = [
     "1.2.3.4, , ::1, garbage", "unknown", "[::1]:80, 10.0.0.1", "http://evil.example",
     "cross-site", "x" * 6000,
     "http://[", "http://[::1", "https://a:b@[x]/", "http://testserver:99999999999", "//",
+    "testserver", "testserver:99999999999", "[::1", "evil.example", "a b", "testserver.",
 ]  # fmt: skip
 # Header values reach Django as latin-1 text (that is how WSGI hands over raw bytes).
 latin1_text = st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")).map(
