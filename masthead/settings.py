@@ -591,6 +591,13 @@ MASTHEAD_NEWSLETTER_CLICK_COUNTS = env_bool("MASTHEAD_NEWSLETTER_CLICK_COUNTS", 
 MASTHEAD_STATIC_FORMS_URL = env("MASTHEAD_STATIC_FORMS_URL").rstrip("/")
 # The address readers write to for the newsletter, named on the copy when it has no forms.
 MASTHEAD_REACH_SUBSCRIBE_EMAIL = env("MASTHEAD_REACH_SUBSCRIBE_EMAIL")
+# Email as a way in (docs/reach.md): mail to the subscribe address above starts a sign-up
+# confirmed by replying; mail to the auto-reply address gets the latest edition in full and
+# the mirror list. Both arrive through an ESP's inbound webhook. Replies an hour: per sender
+# (keyed hash of the address) and per sender domain.
+MASTHEAD_REACH_AUTOREPLY_EMAIL = env("MASTHEAD_REACH_AUTOREPLY_EMAIL")
+MASTHEAD_REACH_EMAIL_REPLIES_PER_SENDER = env_int("MASTHEAD_REACH_EMAIL_REPLIES_PER_SENDER", 3)
+MASTHEAD_REACH_EMAIL_REPLIES_PER_DOMAIN = env_int("MASTHEAD_REACH_EMAIL_REPLIES_PER_DOMAIN", 200)
 # When set, the scheduler keeps a static copy in this directory up to date (incremental),
 # every MASTHEAD_STATIC_EXPORT_SECONDS, for the base URL it will be served at.
 MASTHEAD_STATIC_EXPORT_DIR = env("MASTHEAD_STATIC_EXPORT_DIR")

@@ -58,7 +58,8 @@ class SignupOutcome:
     email_sent: str  # "confirm" | "already" | "none"
 
 
-def _send(to: str, subject: str, template: str, context: dict, language: str) -> None:
+def _send(to: str, subject: str, template: str, context: dict, language: str,
+          headers: dict | None = None, reply_to: list[str] | None = None) -> None:
     with translation.override(language):
         context = {
             "outlet_name": settings.MASTHEAD_OUTLET_NAME,
@@ -70,7 +71,10 @@ def _send(to: str, subject: str, template: str, context: dict, language: str) ->
     subscription = context.get("subscription")
     host = urlsplit(settings.MASTHEAD_BASE_URL).hostname or "localhost"
     message_id = make_msgid(f"{template}-{getattr(subscription, 'pk', 0)}", domain=host)
-    message = EmailMultiAlternatives(subject, text, to=[to], headers={"Message-ID": message_id})
+    message = EmailMultiAlternatives(
+        subject, text, to=[to], headers={"Message-ID": message_id, **(headers or {})},
+        reply_to=reply_to,
+    )
     message.attach_alternative(html, "text/html")
     try:
         message.send()
@@ -114,13 +118,16 @@ def manage_url(subscription: Subscription) -> str:
 
 
 def subscription_request(
-    email: str, newsletter: Newsletter, *, name: str = "", source: str = ""
+    email: str, newsletter: Newsletter, *, name: str = "", source: str = "",
+    auto_reply: bool = False,
 ) -> SignupOutcome:
     """A reader asks to receive ``newsletter``: record the request and send the right email.
 
     New or lapsed address: a pending subscription and a confirmation link. Already
     confirmed: a short note saying so (with an unsubscribe link), nothing changes. Never a
     duplicate row: the blind index is unique and the subscription is unique per newsletter.
+    ``auto_reply``: the request came by email (``masthead.reach.inbound``), so our email
+    answers a message and says so (``Auto-Submitted: auto-replied``, RFC 3834).
     """
     address = normalise_email(email)
     now = timezone.now()
@@ -161,18 +168,28 @@ def subscription_request(
             kind = "none"
 
     context = {"newsletter": newsletter, "subscription": subscription}
+    headers = {"Auto-Submitted": "auto-replied"} if auto_reply else {}
+    reply_to = None
     if kind == "confirm":
+        from masthead.reach.inbound import reply_code, subscribe_address
+
         context["confirm_url"] = confirm_url(subscription)
         context["confirm_days"] = settings.MASTHEAD_NEWSLETTER_CONFIRM_DAYS
         subject = _email_subject(newsletter, "confirm")
+        if subscribe_address():
+            # Email as a way in: a reply from this address, with its code, confirms too.
+            context["reply_code"] = reply_code(subscription.pk, address)
+            subject = f"{subject} ({context['reply_code']})"
+            reply_to = [subscribe_address()]
         transaction.on_commit(
-            lambda: _send(address, subject, "confirm", context, newsletter.language)
+            lambda: _send(address, subject, "confirm", context, newsletter.language,
+                          headers, reply_to)
         )
     elif kind == "already":
         context["unsubscribe_url"] = manage_url(subscription)
         subject = _email_subject(newsletter, "already")
         transaction.on_commit(
-            lambda: _send(address, subject, "already", context, newsletter.language)
+            lambda: _send(address, subject, "already", context, newsletter.language, headers)
         )
     return SignupOutcome(subscription=subscription, email_sent=kind)
 

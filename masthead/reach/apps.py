@@ -11,6 +11,7 @@ class ReachConfig(AppConfig):
 
     def ready(self) -> None:
         # the periodic mirror health check; cached pages rebuilt when a mirror is edited;
-        # the static copy kept fresh (when MASTHEAD_STATIC_EXPORT_DIR is set)
-        from . import jobs, signals  # noqa: F401
+        # the static copy kept fresh (when MASTHEAD_STATIC_EXPORT_DIR is set); email as a way
+        # in (the inbound-mail receiver)
+        from . import inbound, jobs, signals  # noqa: F401
         from .export import tasks  # noqa: F401
