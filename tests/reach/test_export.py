@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from masthead.publishing.models import ArticlePage
+from masthead.publishing.models import ArticlePage, SectionPage
 from masthead.reach.export import export_static
 from masthead.reach.export.rewrite import Rewriter, file_for
 from tests.conftest import CHROMIUM, _chromium_available
@@ -239,6 +239,16 @@ def test_the_static_copy_is_complete_relative_and_searchable(demo, tmp_path, sta
     changed.unpublish()
     report = again(search_index=False)
     assert file_for(changed.url) in report.removed
+
+    # a moved article: its new address in, its old one out (no publication needed)
+    moving = ArticlePage.objects.live().filter(locale__language_code="en").exclude(pk=article.pk)
+    moving = moving.exclude(pk=changed.pk).first()
+    old_file = file_for(moving.url)
+    other = moving.get_parent().get_siblings(inclusive=False).type(SectionPage).live().first()
+    moving.move(other, pos="last-child")
+    moving.refresh_from_db()
+    report = again(search_index=False)
+    assert old_file in report.removed and file_for(moving.url) in report.written
 
     # --- the offline search, in Chromium ---
     if not _chromium_available():
