@@ -66,9 +66,14 @@ def blocked_reader(
     browser = playwright.chromium.launch(**launch)
     context = browser.new_context(locale="en-GB", service_workers="block")
     page = context.new_page()
-    record = {"requests": [], "failed": [], "named": []}
+    record = {"requests": [], "failed": [], "named": [], "csp": []}
+    page.on("console", lambda message: (
+        record["csp"].append(message.text) if "Content Security Policy" in message.text else None
+    ))
     page.on("request", lambda request: record["requests"].append(request.url))
-    page.on("requestfailed", lambda request: record["failed"].append(request.url))
+    page.on("requestfailed", lambda request: record["failed"].append(
+        (request.url, request.failure)
+    ))
 
     def look(page_) -> None:
         """Note every URL the current page names (links, assets, forms, meta, JSON-LD)."""
@@ -147,7 +152,13 @@ def test_a_blocked_reader_reads_subscribes_gives_and_manages_without_the_main_do
     hosts = {urlsplit(url).hostname for url in record["requests"] if url.startswith("http")}
     assert hosts == {MIRROR, ONION}, hosts
     assert not [url for url in record["requests"] if MAIN in url]
-    assert record["failed"] == []
+    # campaigns.js counts impressions with a beacon that leaving the page may cut short.
+    failed = [
+        (url, why) for url, why in record["failed"]
+        if not (url.endswith("/campaigns/events/") and why == "net::ERR_ABORTED")
+    ]
+    assert failed == []
+    assert record["csp"] == []
     assert [(seen_on, value) for seen_on, value in record["named"] if MAIN in value] == []
     assert len(record["named"]) > 100
 
@@ -165,7 +176,11 @@ def test_article_on_the_mirror_at_phone_and_desktop_widths(blocked_reader):
         assert overflow <= 0, (width, overflow)
         # Scroll through so lazy images (Read more) load, then check every image did.
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-        page.wait_for_function("[...document.images].every(i => i.complete)")
+        # (wait_for_function would poll with eval, which the CSP rightly refuses.)
+        for _ in range(100):
+            if page.evaluate("[...document.images].every(i => i.complete)"):
+                break
+            page.wait_for_timeout(50)
         broken = page.evaluate("[...document.images].filter(i => !i.naturalWidth).map(i => i.src)")
         assert broken == [], broken
         page.evaluate("window.scrollTo(0, 0)")
