@@ -190,6 +190,10 @@ def test_without_a_subscribe_address_the_confirmation_is_the_plain_one(client, n
 def test_a_tag_picks_the_newsletter(client, newsletter, russian_newsletter):
     write(client, "subscribe+fonar@lantern.example", subject="subscribe")
     assert subscription_of(READER).newsletter == russian_newsletter
+    assert "Или просто ответьте на это письмо" in mail.outbox[0].body  # in its language
+    write(client, "latest+ru@lantern.example", subject="новости")
+    assert mail.outbox[1].subject == "Фонарь по пятницам: где нас читать"
+    assert "автоматический ответ" in mail.outbox[1].body
 
 
 def test_mailgun_signed_inbound_form(client, newsletter, settings):
