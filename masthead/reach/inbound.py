@@ -28,6 +28,7 @@ does (the address encrypted), the auto-reply nothing.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import re
 import time
@@ -57,6 +58,7 @@ AUTOMATIC_SENDERS = {
     "mailer-daemon", "postmaster", "noreply", "no-reply", "no_reply", "donotreply",
     "do-not-reply", "do_not_reply", "bounce", "bounces", "abuse",
 }
+MAX_CODES = 10  # code-like strings tried per text: a message stuffed with them costs little
 SEEN_SECONDS = 7 * 86400  # how long a Message-ID is remembered, so a provider's retry is dropped
 
 
@@ -101,7 +103,7 @@ def read_reply_code(text: str, email: str) -> int | None:
     """The subscription id of a valid, unexpired code for ``email`` found in ``text``."""
     index = email_index(email)
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    for match in REPLY_CODE.finditer(text or ""):
+    for match in itertools.islice(REPLY_CODE.finditer(text or ""), MAX_CODES):
         subscription_id, day, mac = int(match[1]), match[2], match[3]
         age = _today() - int(day, 36)
         if not 0 <= age <= settings.MASTHEAD_NEWSLETTER_CONFIRM_DAYS:
