@@ -380,11 +380,7 @@ def _state(page: dict) -> str:
 
 def subscribe_email() -> str:
     """The address a reader writes to for the newsletter (email as a way in)."""
-    for name in ("MASTHEAD_SUBSCRIBE_EMAIL", "MASTHEAD_REACH_SUBSCRIBE_EMAIL"):
-        value = getattr(settings, name, "")
-        if value:
-            return value
-    return ""
+    return getattr(settings, "MASTHEAD_REACH_SUBSCRIBE_EMAIL", "")
 
 
 def asset_bytes(path: str) -> bytes | None:
