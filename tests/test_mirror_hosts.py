@@ -370,3 +370,29 @@ def test_publishing_purges_the_mirrors_copies_from_a_cdn_in_front(
     for origin in (f"https://{MAIN}", f"https://{MIRROR}", f"http://{ONION}"):
         for path in (article.url, article.get_parent().url, "/", "/feeds/rss/", "/sitemap.xml"):
             assert origin + path in PURGED, (origin + path, sorted(PURGED))
+
+
+def test_the_origin_links_are_built_on(hosts, db):
+    from django.test import RequestFactory
+
+    from masthead.reach.hosts import on_reader_host, reader_base_url
+
+    factory = RequestFactory()
+
+    def origin(host, secure=False):
+        return reader_base_url(factory.get("/", HTTP_HOST=host, secure=secure))
+
+    # The main domain is MASTHEAD_BASE_URL exactly, whatever a proxy told us of the scheme.
+    assert origin(MAIN) == origin(MAIN, secure=True) == f"https://{MAIN}"
+    assert origin(MIRROR, secure=True) == f"https://{MIRROR}"
+    assert origin(MIRROR) == f"http://{MIRROR}"  # development: as the request came
+    assert origin(ONION) == origin(ONION, secure=True) == f"http://{ONION}"
+    assert origin("elsewhere.example") == f"https://{MAIN}"  # refused host: the main domain
+    assert reader_base_url(None) == f"https://{MAIN}"
+    hosts.PRODUCTION = True  # TLS ended at a proxy that did not say so
+    assert origin(MIRROR) == f"https://{MIRROR}"
+    assert origin(ONION) == f"http://{ONION}"
+    request = factory.get("/", HTTP_HOST=ONION)
+    assert on_reader_host(f"https://{MAIN}/news/?a=1#top", request) == f"http://{ONION}/news/?a=1#top"
+    assert on_reader_host("/feeds/rss/", request) == f"http://{ONION}/feeds/rss/"
+    assert on_reader_host("https://example.org/x", request) == "https://example.org/x"

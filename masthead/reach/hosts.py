@@ -74,7 +74,10 @@ def reader_base_url(request: HttpRequest | None) -> str:
     """The origin the reader came in on (``http://abc….onion``, ``https://mirror.example``).
 
     Without a request (email, a management command) or with a host Django refuses, it is
-    the main domain.
+    the main domain; on the main domain it is ``MASTHEAD_BASE_URL`` exactly, as before
+    mirrors existed. The onion is always plain HTTP. In production a request that reached
+    the site unencrypted came through a proxy that terminated TLS without saying so (the
+    HTTPS redirect would have caught it otherwise), so its links say ``https``.
     """
     if request is None:
         return canonical_base_url()
@@ -82,7 +85,12 @@ def reader_base_url(request: HttpRequest | None) -> str:
         host = request.get_host()
     except DisallowedHost:
         return canonical_base_url()
-    return f"{request.scheme}://{host}"
+    if host == urlsplit(canonical_base_url()).netloc:
+        return canonical_base_url()
+    if hostname_of(host) == onion_host():
+        return f"http://{host}"
+    secure = request.is_secure() or getattr(settings, "PRODUCTION", False)
+    return f"{'https' if secure else 'http'}://{host}"
 
 
 def reader_url(request: HttpRequest | None, path: str) -> str:
