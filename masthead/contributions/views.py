@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from masthead.core.crypto import email_index
 from masthead.core.pagecache import mark_public
 from masthead.core.ratelimit import client_address, spend
+from masthead.reach.hosts import reader_base_url
 
 from . import services
 from .forms import ChangePlanForm, GiveForm, ManageLinkForm, SandboxPayForm
@@ -140,7 +141,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
             is_public=data["public"],
             message=data["message"],
             source=data["source"],
-            base_url=request.build_absolute_uri("/").rstrip("/"),
+            # The provider returns the reader to the host they gave from (a mirror, the onion).
+            base_url=reader_base_url(request),
         )
     except ProviderError as exc:
         log.warning("checkout at %s failed: %s", data["provider"], exc)
