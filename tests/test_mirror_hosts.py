@@ -396,3 +396,16 @@ def test_the_origin_links_are_built_on(hosts, db):
     assert on_reader_host(f"https://{MAIN}/news/?a=1#top", request) == f"http://{ONION}/news/?a=1#top"
     assert on_reader_host("/feeds/rss/", request) == f"http://{ONION}/feeds/rss/"
     assert on_reader_host("https://example.org/x", request) == "https://example.org/x"
+
+
+def test_the_onion_middleware_refuses_to_start_out_of_place(settings):
+    from django.core.exceptions import ImproperlyConfigured
+    from django.http import HttpResponse
+
+    from masthead.reach.middleware import ReaderHostMiddleware
+
+    settings.MASTHEAD_ONION_HOST = ONION
+    with pytest.raises(ImproperlyConfigured, match="right before SecurityMiddleware"):
+        ReaderHostMiddleware(lambda request: HttpResponse())
+    settings.MASTHEAD_ONION_HOST = ""
+    ReaderHostMiddleware(lambda request: HttpResponse())  # nothing to step over: fine
