@@ -68,7 +68,8 @@ def reader_urls() -> list[str]:
         "/", "/ru/", section.url, article.url, russian.url, "/privacy/", "/search/?q=valley",
         "/support/", "/ru/support/", "/newsletter/", "/newsletter/latest/", "/feeds/rss/",
         "/feeds/atom/", "/ru/feeds/rss/", f"/feeds/{section.slug}/atom/", "/sitemap.xml",
-        "/news-sitemap.xml", "/robots.txt", "/newsletter/subscribe/",
+        "/news-sitemap.xml", "/robots.txt", "/newsletter/subscribe/", "/mirrors/",
+        "/ru/mirrors/",
     ]
 
 
