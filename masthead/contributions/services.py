@@ -52,9 +52,12 @@ from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError
 from .signals import contribution_succeeded
 
 log = logging.getLogger(__name__)
-# A repeated submission of the give form is the same checkout for this long (seconds), and
-# waits at most this long for the first request's checkout URL.
+# A repeated submission of the give form is the same checkout for this long (seconds): a
+# page's one-time key names one reader, so it may be long; without JavaScript the key is the
+# reader's address, which readers behind one NAT share, so only a double click's time. A
+# repeat waits at most SUBMISSION_WAIT_SECONDS for the first request's checkout URL.
 SUBMISSION_REUSE_SECONDS = 120
+SUBMISSION_REUSE_SECONDS_WITHOUT_KEY = 10
 SUBMISSION_WAIT_SECONDS = 20
 
 CHECKOUT_SALT = "masthead.contributions.checkout"
@@ -105,7 +108,9 @@ def manage_url(donor: Donor) -> str:
 # --- starting a contribution ----------------------------------------------------------------
 
 
-def start_contribution_once(submission: str, **details: Any) -> str:
+def start_contribution_once(
+    submission: str, *, reuse_seconds: int = SUBMISSION_REUSE_SECONDS, **details: Any
+) -> str:
     """:func:`start_contribution` once per submission of the give form; returns the URL.
 
     Two identical posts at once (a double click, a retried request) name the same
@@ -114,7 +119,7 @@ def start_contribution_once(submission: str, **details: Any) -> str:
     the first, the claim is dropped and the others fail too, so the reader can try again.
     """
     key = hashlib.sha256(submission.encode()).hexdigest()
-    horizon = timezone.now() - dt.timedelta(seconds=SUBMISSION_REUSE_SECONDS)
+    horizon = timezone.now() - dt.timedelta(seconds=reuse_seconds)
     CheckoutSubmission.objects.filter(key=key, created_at__lt=horizon).delete()
     try:
         with transaction.atomic():

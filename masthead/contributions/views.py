@@ -133,6 +133,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
     try:
         url = services.start_contribution_once(
             submission,
+            reuse_seconds=(
+                services.SUBMISSION_REUSE_SECONDS
+                if data["submission"]
+                else services.SUBMISSION_REUSE_SECONDS_WITHOUT_KEY
+            ),
             frequency=data["frequency"],
             amount=data["amount_minor"],
             currency=data["currency"],

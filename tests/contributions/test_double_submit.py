@@ -98,3 +98,22 @@ def test_a_malformed_submission_key_is_ignored_not_an_error(client, site):
     for key in ("<script>", "x" * 500, "short", "ключ" * 10):
         response = client.post("/support/checkout/", {**form, "submission": key})
         assert response.status_code == 303, key
+
+
+def test_without_a_key_the_claim_lasts_only_a_double_clicks_time(client, site, stripe_api):
+    """Readers behind one shared address (NAT) giving the same amount minutes apart are
+    different readers: without the page's key a claim lasts seconds; with it, minutes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first = client.post("/support/checkout/", GIFT)
+    keyed = client.post("/support/checkout/", {**GIFT, "submission": "z" * 32})
+    assert first.status_code == keyed.status_code == 303
+    assert len(stripe_api.calls("POST", "/v1/checkout/sessions")) == 2
+    CheckoutSubmission.objects.update(created_at=timezone.now() - timedelta(seconds=30))
+    assert client.post("/support/checkout/", GIFT)["Location"] != first["Location"]
+    assert client.post("/support/checkout/", {**GIFT, "submission": "z" * 32})[
+        "Location"
+    ] == keyed["Location"]
+    assert len(stripe_api.calls("POST", "/v1/checkout/sessions")) == 3
