@@ -59,6 +59,11 @@ RECURRING = (Frequency.MONTHLY, Frequency.ANNUAL)
 class Donor(models.Model):
     """A person who gave: found by the blind index of their email, never by the email itself."""
 
+    # Reader records, written on every sign-up and payment: nothing in them links to pages or
+    # images, and indexing them queued a Wagtail reference-index task per save (a backlog on
+    # RQ, where each task forks; bench/soak.py).
+    wagtail_reference_index_ignore = True
+
     email = EncryptedTextField()
     email_index = models.CharField(max_length=64, unique=True, editable=False)
     name = EncryptedTextField(blank=True, default="")
@@ -88,6 +93,8 @@ class PlanStatus(models.TextChoices):
 
 class RecurringPlan(models.Model):
     """A monthly or annual contribution; each renewal is a :class:`Contribution`."""
+
+    wagtail_reference_index_ignore = True  # reader records: see the first model above
 
     donor = models.ForeignKey(
         Donor, null=True, blank=True, on_delete=models.PROTECT, related_name="plans"
@@ -169,6 +176,8 @@ DISPUTE_RANK = {"": 0, "open": 1, "won": 2, "lost": 3}
 
 class Contribution(models.Model):
     """One payment (or attempt): a one-off gift, the first payment of a plan, or a renewal."""
+
+    wagtail_reference_index_ignore = True  # reader records: see the first model above
 
     donor = models.ForeignKey(
         Donor, null=True, blank=True, on_delete=models.PROTECT, related_name="contributions"

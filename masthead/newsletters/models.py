@@ -194,6 +194,11 @@ class Newsletter(models.Model):
 class Subscriber(models.Model):
     """One email address, encrypted at rest; found by its blind index."""
 
+    # Reader records, written on every sign-up and payment: nothing in them links to pages or
+    # images, and indexing them queued a Wagtail reference-index task per save (a backlog on
+    # RQ, where each task forks; bench/soak.py).
+    wagtail_reference_index_ignore = True
+
     email = EncryptedTextField()
     email_index = models.CharField(max_length=64, unique=True)
     name = EncryptedTextField(blank=True, default="")
@@ -214,6 +219,8 @@ class Subscriber(models.Model):
 
 
 class Subscription(models.Model):
+    wagtail_reference_index_ignore = True  # reader records: see the first model above
+
     class Status(models.TextChoices):
         PENDING = "pending", "Awaiting confirmation"
         CONFIRMED = "confirmed", "Confirmed"
