@@ -176,3 +176,20 @@ def admin_client(db, client, admin_user):
     """pytest-django's admin_client, signed in with two-factor authentication verified."""
     sign_in_verified(client, admin_user)
     return client
+
+
+def pytest_collection_modifyitems(config, items):
+    """A transactional test must restore what it flushes (see ``transactional_db`` above):
+    a marker with ``transaction=True`` but no ``serialized_rollback=True`` breaks every
+    serialized test after it, far from the cause, so refuse it here by name."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None:
+            continue
+        transaction = marker.kwargs.get("transaction", marker.args[0] if marker.args else False)
+        if transaction and not marker.kwargs.get("serialized_rollback", False):
+            raise pytest.UsageError(
+                f"{item.nodeid}: use @pytest.mark.django_db(transaction=True, "
+                "serialized_rollback=True); a plain flush re-creates content types that the "
+                "next serialized restore collides with"
+            )

@@ -128,7 +128,7 @@ def test_concurrent_spends_let_exactly_the_limit_through(stores):
     assert sum(ok for batch in results for ok in batch) == 300
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_fifty_concurrent_clients_every_accepted_event_is_counted(stores, settings, site):
     campaign = make_campaign(name="concurrent", variants=2)
     a, b = campaign.variants.order_by("sort_order")
@@ -163,7 +163,7 @@ def test_fifty_concurrent_clients_every_accepted_event_is_counted(stores, settin
     assert pending_counts([a.pk, b.pk]) == {}
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_simultaneous_signups_for_one_address_send_at_most_the_limit(stores, settings, site):
     from masthead.newsletters.models import Newsletter
 
