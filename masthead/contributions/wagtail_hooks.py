@@ -5,7 +5,9 @@ Lists are filterable (status, frequency, currency, provider, date), exportable a
 show totals per currency for the filtered rows (net of refunds; recurring income per month for
 plans). Financial records are read-only here: they change only through provider events.
 Donors are searched by exact email (through the blind index); exporting a donor's data and
-erasing it are admin actions, guarded by their own permissions.
+erasing it are admin actions, guarded by their own permissions. Every view that shows a
+donor's decrypted details (inspect views, the donor list, export, erasure) writes an entry in
+core's access log.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from wagtail import hooks
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.ui.components import Component
 from wagtail.admin.ui.tables import Column
-from wagtail.admin.views.generic import IndexView
+from wagtail.admin.views.generic import IndexView, InspectView
 from wagtail.admin.viewsets.base import ViewSetGroup
 from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 
+from masthead.core.audit import AuditEntry, record_admin_view
 from masthead.core.crypto import email_index
 
 from . import services
@@ -83,6 +86,47 @@ class ReadOnlyViewSet(ModelViewSet):
 
     def get_inspect_view_kwargs(self, **kwargs):
         return super().get_inspect_view_kwargs(edit_url_name=None, delete_url_name=None, **kwargs)
+
+
+class AuditedInspectView(InspectView):
+    """An inspect view that shows a donor's decrypted details: each opening is logged."""
+
+    audit_subject = "donor"
+
+    def audit_subject_id(self) -> int | None:
+        return self.object.donor_id
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        subject_id = self.audit_subject_id()
+        if subject_id is not None:
+            record_admin_view(request, self.audit_subject, subject_id)
+        return response
+
+
+class DonorInspectView(AuditedInspectView):
+    def audit_subject_id(self) -> int | None:
+        return self.object.pk
+
+
+class ProviderEventInspectView(AuditedInspectView):
+    """The decrypted payload carries what the provider knows of the donor (email, name)."""
+
+    audit_subject = "provider event"
+
+    def audit_subject_id(self) -> int | None:
+        return self.object.pk
+
+
+class DonorIndexView(IndexView):
+    """The donor list shows each row's email: one log entry per page view, with the count."""
+
+    def get_context_data(self, *args, **kwargs):
+        context = super().get_context_data(*args, **kwargs)
+        shown = sum(1 for donor in context["object_list"] if not donor.erased_at)
+        if shown:
+            record_admin_view(self.request, "donor", count=shown)
+        return context
 
 
 class TotalsIndexView(IndexView):
@@ -143,6 +187,7 @@ class ContributionViewSet(ReadOnlyViewSet):
     model = Contribution
     icon = "success"
     menu_label = _("Contributions")
+    inspect_view_class = AuditedInspectView
     index_view_class = ContributionIndexView
     filterset_class = ContributionFilterSet
     list_display = [
@@ -215,6 +260,7 @@ class RecurringPlanViewSet(ReadOnlyViewSet):
     model = RecurringPlan
     icon = "repeat"
     menu_label = _("Recurring plans")
+    inspect_view_class = AuditedInspectView
     index_view_class = PlanIndexView
     filterset_class = PlanFilterSet
     list_display = [
@@ -272,6 +318,8 @@ class DonorViewSet(ReadOnlyViewSet):
     icon = "user"
     menu_label = _("Donors")
     url_namespace = "contributions_donor"
+    index_view_class = DonorIndexView
+    inspect_view_class = DonorInspectView
     filterset_class = DonorFilterSet
     list_display = ["id", "__str__", "created_at", DonorActionsColumn("actions", label="")]
     inspect_view_fields = ["id", "email", "name", "created_at", "erased_at"]
@@ -288,6 +336,7 @@ class DonorViewSet(ReadOnlyViewSet):
             raise PermissionDenied
         donor = get_object_or_404(Donor, pk=pk)
         data = json.dumps(services.export_donor(donor), indent=2, ensure_ascii=False)
+        record_admin_view(request, "donor", donor.pk, action=AuditEntry.Action.EXPORT)
         response = HttpResponse(data, content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="donor-{donor.pk}.json"'
         response["Cache-Control"] = "no-store"
@@ -310,6 +359,7 @@ class DonorViewSet(ReadOnlyViewSet):
                     % {"error": exc},
                 )
                 return redirect("contributions_donor:index")
+            record_admin_view(request, "donor", donor.pk, action=AuditEntry.Action.ERASE)
             messages.success(request, _("The donor's personal data is erased."))
             return redirect("contributions_donor:index")
         return TemplateResponse(
@@ -329,6 +379,7 @@ class ProviderEventViewSet(ReadOnlyViewSet):
     model = ProviderEvent
     icon = "resubmit"
     menu_label = _("Provider events")
+    inspect_view_class = ProviderEventInspectView
     filterset_class = ProviderEventFilterSet
     list_display = ["event_id", "provider", "event_type", "status", "attempts", "received_at"]
     inspect_view_fields = [

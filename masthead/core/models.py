@@ -28,3 +28,6 @@ class NewsroomSettings(BaseGenericSetting):
 
     class Meta:
         verbose_name = "Newsroom"
+
+
+from .audit import AuditEntry  # noqa: E402, F401  (the access log's model, registered here)

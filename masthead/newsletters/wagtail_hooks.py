@@ -1,11 +1,21 @@
 """The Newsletters menu in the Wagtail admin: newsletters, editions (with live preview and
-the send page), subscribers (counts and states; addresses stay encrypted at rest)."""
+the send page), subscribers (counts and states; addresses stay encrypted at rest, and every
+page that shows them decrypted writes an entry in core's access log)."""
 
 from django.urls import include, path, reverse
 from wagtail import hooks
 from wagtail.admin.widgets import Button
 from wagtail.permission_policies import ModelPermissionPolicy
-from wagtail.snippets.views.snippets import EditView, SnippetViewSet, SnippetViewSetGroup
+from wagtail.snippets.views.snippets import (
+    DeleteView,
+    EditView,
+    IndexView,
+    InspectView,
+    SnippetViewSet,
+    SnippetViewSetGroup,
+)
+
+from masthead.core.audit import record_admin_view
 
 from . import admin_views
 from .models import Edition, Newsletter, Subscription
@@ -63,10 +73,45 @@ class NoAddPermissionPolicy(ModelPermissionPolicy):
         return any(self.user_has_permission(user, action) for action in actions)
 
 
+class SubscriptionIndexView(IndexView):
+    """Each row shows an address: one log entry per page view, with the count."""
+
+    def get_context_data(self, *args, **kwargs):
+        context = super().get_context_data(*args, **kwargs)
+        if shown := len(context["object_list"]):
+            record_admin_view(self.request, "subscriber", count=shown)
+        return context
+
+
+class AuditedSubscriptionMixin:
+    """A page that names one subscription's address (its title): each GET is logged."""
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        record_admin_view(request, "subscriber", self.object.subscriber_id)
+        return response
+
+
+class SubscriptionInspectView(AuditedSubscriptionMixin, InspectView):
+    pass
+
+
+class SubscriptionEditView(AuditedSubscriptionMixin, EditView):
+    pass
+
+
+class SubscriptionDeleteView(AuditedSubscriptionMixin, DeleteView):
+    pass
+
+
 class SubscriptionViewSet(SnippetViewSet):
     model = Subscription
     icon = "group"
     menu_label = "Subscribers"
+    index_view_class = SubscriptionIndexView
+    inspect_view_class = SubscriptionInspectView
+    edit_view_class = SubscriptionEditView
+    delete_view_class = SubscriptionDeleteView
     list_display = ["subscriber", "newsletter", "status", "created_at", "confirmed_at"]
     list_filter = ["newsletter", "status"]
     copy_view_enabled = False

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from masthead.contributions.models import Donor
 from masthead.contributions.providers import ProviderError
 from masthead.contributions.services import erase_donor
+from masthead.core.audit import AuditEntry, add_actor_argument, record_command
 from masthead.core.crypto import email_index
 
 
@@ -17,6 +18,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("email")
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        add_actor_argument(parser)
 
     def handle(self, *args, email: str, yes: bool = False, **options):
         donor = Donor.objects.filter(email_index=email_index(email)).first()
@@ -34,4 +36,5 @@ class Command(BaseCommand):
             erase_donor(donor)
         except ProviderError as exc:
             raise CommandError(f"Could not cancel a plan at the provider: {exc}. Nothing erased.")
+        record_command(options, "donor-erase", AuditEntry.Action.ERASE, "donor", donor.pk)
         self.stdout.write(self.style.SUCCESS(f"Donor #{donor.pk} erased."))
