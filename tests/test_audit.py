@@ -211,8 +211,16 @@ def test_each_subscriber_admin_page_logs_one_entry(client, boss):
     page = client.get(reverse("wagtailsnippets_newsletters_subscription:list"))
     assert "reader2@example.org" in page.content.decode()
     only_entry(actor=boss, action="view", subject_type="subscriber", subject_id=None, count=3)
-    for name in ("inspect", "edit", "delete"):
-        url = reverse(f"wagtailsnippets_newsletters_subscription:{name}", args=[first.pk])
+    chooser = "/admin/snippets/choose/newsletters/subscription/"
+    for url in (chooser, chooser + "results/"):
+        response = client.get(url)
+        assert response.status_code == 200 and "reader2@example.org" in response.content.decode()
+        only_entry(actor=boss, action="view", subject_type="subscriber", count=3)
+    pages = [
+        reverse(f"wagtailsnippets_newsletters_subscription:{name}", args=[first.pk])
+        for name in ("inspect", "edit", "delete", "history", "usage")
+    ]
+    for url in [*pages, f"{chooser}chosen/{first.pk}/"]:
         response = client.get(url)
         assert response.status_code == 200, url
         assert "reader0@example.org" in response.content.decode()
@@ -220,6 +228,19 @@ def test_each_subscriber_admin_page_logs_one_entry(client, boss):
             actor=boss, action="view", subject_type="subscriber",
             subject_id=first.subscriber_id,
         )
+
+
+def test_the_subscription_chooser_is_closed_to_editors_who_cannot_view_subscribers(client, site):
+    make_subscribers(1)
+    editor = User.objects.create_user("ed", "ed@example.org", "correct horse battery")
+    editor.user_permissions.add(Permission.objects.get(codename="access_admin"))
+    client.force_login(editor)
+    chooser = "/admin/snippets/choose/newsletters/subscription/"
+    for url in (chooser, chooser + "results/", chooser + "chosen/1/"):
+        response = client.get(url)
+        assert response.status_code in (302, 403), url
+        assert "reader0@example.org" not in response.content.decode()
+    assert not AuditEntry.objects.exists()
 
 
 # --- The listing ---------------------------------------------------------------------------------

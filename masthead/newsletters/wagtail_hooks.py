@@ -2,17 +2,21 @@
 the send page), subscribers (counts and states; addresses stay encrypted at rest, and every
 page that shows them decrypted writes an entry in core's access log)."""
 
+from django.core.exceptions import PermissionDenied
 from django.urls import include, path, reverse
 from wagtail import hooks
 from wagtail.admin.widgets import Button
 from wagtail.permission_policies import ModelPermissionPolicy
+from wagtail.snippets.views import chooser
 from wagtail.snippets.views.snippets import (
     DeleteView,
     EditView,
+    HistoryView,
     IndexView,
     InspectView,
     SnippetViewSet,
     SnippetViewSetGroup,
+    UsageView,
 )
 
 from masthead.core.audit import record_admin_view
@@ -104,6 +108,62 @@ class SubscriptionDeleteView(AuditedSubscriptionMixin, DeleteView):
     pass
 
 
+class SubscriptionHistoryView(AuditedSubscriptionMixin, HistoryView):
+    pass
+
+
+class SubscriptionUsageView(AuditedSubscriptionMixin, UsageView):
+    pass
+
+
+class SubscriptionChooserMixin:
+    """Wagtail gives every snippet a chooser that any admin user may open; a subscription's
+    lists every address, so it asks for the right to view subscriptions, and is logged."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.has_perm("newsletters.view_subscription"):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class SubscriptionChooserListMixin(SubscriptionChooserMixin):
+    def get(self, request):
+        response = super().get(request)
+        if shown := len(self.results.object_list):
+            record_admin_view(request, "subscriber", count=shown)
+        return response
+
+
+class SubscriptionChooseView(SubscriptionChooserListMixin, chooser.ChooseView):
+    pass
+
+
+class SubscriptionChooseResultsView(SubscriptionChooserListMixin, chooser.ChooseResultsView):
+    pass
+
+
+class SubscriptionChosenView(SubscriptionChooserMixin, chooser.SnippetChosenView):
+    def get_object(self, pk):
+        subscription = super().get_object(pk)
+        record_admin_view(self.request, "subscriber", subscription.subscriber_id)
+        return subscription
+
+
+class SubscriptionChosenMultipleView(SubscriptionChooserMixin, chooser.SnippetChosenMultipleView):
+    def get_objects(self, pks):
+        subscriptions = list(super().get_objects(pks))
+        if subscriptions:
+            record_admin_view(self.request, "subscriber", count=len(subscriptions))
+        return subscriptions
+
+
+class SubscriptionChooserViewSet(chooser.SnippetChooserViewSet):
+    choose_view_class = SubscriptionChooseView
+    choose_results_view_class = SubscriptionChooseResultsView
+    chosen_view_class = SubscriptionChosenView
+    chosen_multiple_view_class = SubscriptionChosenMultipleView
+
+
 class SubscriptionViewSet(SnippetViewSet):
     model = Subscription
     icon = "group"
@@ -112,6 +172,9 @@ class SubscriptionViewSet(SnippetViewSet):
     inspect_view_class = SubscriptionInspectView
     edit_view_class = SubscriptionEditView
     delete_view_class = SubscriptionDeleteView
+    history_view_class = SubscriptionHistoryView
+    usage_view_class = SubscriptionUsageView
+    chooser_viewset_class = SubscriptionChooserViewSet
     list_display = ["subscriber", "newsletter", "status", "created_at", "confirmed_at"]
     list_filter = ["newsletter", "status"]
     copy_view_enabled = False
