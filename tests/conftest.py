@@ -180,16 +180,23 @@ def admin_client(db, client, admin_user):
 
 def pytest_collection_modifyitems(config, items):
     """A transactional test must restore what it flushes (see ``transactional_db`` above):
-    a marker with ``transaction=True`` but no ``serialized_rollback=True`` breaks every
-    serialized test after it, far from the cause, so refuse it here by name."""
+    a test that flushes without serialized rollback breaks every serialized test after it,
+    far from the cause, so refuse it here by name. (A ``live_server`` test that reaches the
+    database first through ``db`` — e.g. the ``site`` fixture — is transactional without
+    the override above: give it ``transactional_db`` or the marker.)"""
     for item in items:
+        names = getattr(item, "fixturenames", ())
         marker = item.get_closest_marker("django_db")
-        if marker is None:
-            continue
-        transaction = marker.kwargs.get("transaction", marker.args[0] if marker.args else False)
-        if transaction and not marker.kwargs.get("serialized_rollback", False):
+        kwargs = marker.kwargs if marker is not None else {}
+        transaction = kwargs.get("transaction", bool(marker and marker.args and marker.args[0]))
+        transactional = transaction or "transactional_db" in names or "live_server" in names
+        serialized = kwargs.get("serialized_rollback", False) or (
+            "django_db_serialized_rollback" in names
+        )
+        if transactional and not serialized:
             raise pytest.UsageError(
-                f"{item.nodeid}: use @pytest.mark.django_db(transaction=True, "
+                f"{item.nodeid}: a transactional test needs serialized rollback: use the "
+                "transactional_db fixture or @pytest.mark.django_db(transaction=True, "
                 "serialized_rollback=True); a plain flush re-creates content types that the "
                 "next serialized restore collides with"
             )

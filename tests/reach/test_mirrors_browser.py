@@ -18,7 +18,9 @@ ONION = "http://lanternmirrorexampleaddressforscreenshotsxxxxxxxxxxxxxx.onion/"
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_mirrors_page_fits_phone_and_desktop(page, live_server, site, width, tmp_path):
+def test_mirrors_page_fits_phone_and_desktop(
+    transactional_db, page, live_server, site, width, tmp_path
+):
     Mirror.objects.create(url="https://d1f2e3a4b5c6d7.cloudfront.net/", kind="cdn", status="ok")
     Mirror.objects.create(url="https://lantern-news-mirror.example/", kind="domain",
                           status="ok")
