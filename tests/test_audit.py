@@ -178,16 +178,19 @@ def test_each_giving_admin_page_with_decrypted_details_logs_one_entry(client, bo
         count=2, via="admin", where="contributions_donor:index",
     )
     views = [
-        (reverse("contributions_donor:inspect", args=[donor.pk]), "donor", donor.pk),
-        (reverse("contributions_contribution:inspect", args=[contribution.pk]), "donor", donor.pk),
-        (reverse("contributions_plan:inspect", args=[plan.pk]), "donor", donor.pk),
-        (reverse("contributions_event:inspect", args=[event.pk]), "provider event", event.pk),
+        ("contributions_donor:inspect", donor, "donor", donor.pk),
+        ("contributions_contribution:inspect", contribution, "donor", donor.pk),
+        ("contributions_plan:inspect", plan, "donor", donor.pk),
+        ("contributions_event:inspect", event, "provider event", event.pk),
     ]
-    for url, subject_type, subject_id in views:
-        response = client.get(url)
-        assert response.status_code == 200, url
-        assert "erin@example.org" in response.content.decode(), url
-        only_entry(actor=boss, action="view", subject_type=subject_type, subject_id=subject_id)
+    for where, record, subject_type, subject_id in views:
+        response = client.get(reverse(where, args=[record.pk]))
+        assert response.status_code == 200, where
+        assert "erin@example.org" in response.content.decode(), where
+        only_entry(
+            actor=boss, action="view", subject_type=subject_type, subject_id=subject_id,
+            where=where, detail=f"{record._meta.verbose_name} #{record.pk}",
+        )
 
     assert client.get(reverse("contributions_donor:export", args=[donor.pk])).status_code == 200
     assert_no_address_in_the_log()
@@ -224,10 +227,11 @@ def test_each_subscriber_admin_page_logs_one_entry(client, boss):
         response = client.get(url)
         assert response.status_code == 200, url
         assert "reader0@example.org" in response.content.decode()
-        only_entry(
+        entry = only_entry(
             actor=boss, action="view", subject_type="subscriber",
             subject_id=first.subscriber_id,
         )
+        assert entry.detail in ("", f"subscription #{first.pk}")
 
 
 def test_the_subscription_chooser_is_closed_to_editors_who_cannot_view_subscribers(client, site):

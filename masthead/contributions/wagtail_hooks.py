@@ -100,7 +100,8 @@ class AuditedInspectView(InspectView):
         response = super().get(request, *args, **kwargs)
         subject_id = self.audit_subject_id()
         if subject_id is not None:
-            record_admin_view(request, self.audit_subject, subject_id)
+            opened = f"{self.object._meta.verbose_name} #{self.object.pk}"
+            record_admin_view(request, self.audit_subject, subject_id, detail=opened)
         return response
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import getpass
 
 from django.conf import settings
+from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 from django.utils import timezone
@@ -34,9 +35,10 @@ class AuditEntry(models.Model):
         ADMIN = "admin", "admin"
         COMMAND = "command", "command"
 
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField("when", default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name="user account",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,  # the entry outlives the account; actor_name keeps who
@@ -63,7 +65,7 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name = "access log entry"
-        verbose_name_plural = "access log"
+        verbose_name_plural = "access log entries"
         indexes = [models.Index(fields=["subject_type", "subject_id"])]
 
     def __str__(self) -> str:
@@ -79,6 +81,11 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Access log entries are never deleted.")
+
+    @admin.display(description="when", ordering="at")
+    def when(self) -> str:
+        """The exact local time, to the second (a log is read for exact times)."""
+        return timezone.localtime(self.at).strftime("%Y-%m-%d %H:%M:%S")
 
     @property
     def subject(self) -> str:

@@ -61,7 +61,7 @@ class AccessLogViewSet(ModelViewSet):
     inspect_view_enabled = True
     exclude_form_fields = []  # no add/edit views are routed; the form is never built
     filterset_class = AccessLogFilterSet
-    list_display = ["at", "actor_name", "action", "subject", "via", "where", "detail"]
+    list_display = ["when", "actor_name", "action", "subject", "via", "where", "detail"]
     inspect_view_fields = [
         "at", "actor_name", "actor", "action", "subject_type", "subject_id", "count", "via",
         "where", "detail",

@@ -92,7 +92,10 @@ class AuditedSubscriptionMixin:
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
-        record_admin_view(request, "subscriber", self.object.subscriber_id)
+        record_admin_view(
+            request, "subscriber", self.object.subscriber_id,
+            detail=f"subscription #{self.object.pk}",
+        )
         return response
 
 
