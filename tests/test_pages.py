@@ -183,3 +183,20 @@ def test_new_article_headline_fills_the_slug_in_the_admin(demo, admin_client):
     html = admin_client.get(add_url).content.decode()
     title_input = re.search(r'<input[^>]*name="title"[^>]*>', html).group(0)
     assert "w-sync" in title_input and "slug" in title_input, title_input
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/support/checkout/", "This address takes forms only"),
+        ("/ru/support/checkout/", "По этому адресу принимаются только формы"),
+    ],
+)
+def test_opening_a_forms_address_shows_a_page_a_browser_can_read(site, client, path, words):
+    """Django's 405 is empty; the page filled in must also fix Content-Length, which
+    CommonMiddleware had set to 0 (a browser then shows nothing; the test client reads on)."""
+    response = client.get(path)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert words in response.content.decode()
+    assert response["Content-Length"] == str(len(response.content))

@@ -110,6 +110,9 @@ class EmptyErrorPageMiddleware:
                 "4xx.html", {"title": title, "message": message}, request=request
             )
             response["Content-Type"] = "text/html; charset=utf-8"
+            # CommonMiddleware (inside this one) already wrote "Content-Length: 0": a real
+            # browser would read no body at all (the test client does not care).
+            response["Content-Length"] = str(len(response.content))
         return response
 
 
