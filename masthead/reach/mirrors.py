@@ -12,11 +12,25 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from .hosts import mirror_origins
 from .models import Mirror
 
 
 def published_mirrors() -> list[Mirror]:
-    return list(Mirror.objects.published())
+    """The mirrors readers see: the admin's list (active, not failing), and the hosts the
+    operator set by environment (``MASTHEAD_MIRROR_HOSTS``, ``MASTHEAD_ONION_HOST``) that the
+    list does not name already — they serve this very site, so they are vouched for."""
+    mirrors = list(Mirror.objects.published())
+    listed = {mirror.host for mirror in mirrors}
+    for origin in mirror_origins():
+        host = urlsplit(origin).hostname or ""
+        if host and host not in listed:
+            kind = Mirror.Kind.ONION if host.endswith(".onion") else Mirror.Kind.DOMAIN
+            mirror = Mirror(url=f"{origin}/", kind=kind, status=Mirror.Status.UNKNOWN)
+            mirror.updated_at = mirror.created_at  # (auto_now fills it only on save)
+            mirrors.append(mirror)
+            listed.add(host)
+    return mirrors
 
 
 def email_link_base(newsletter=None) -> str:

@@ -304,3 +304,26 @@ def test_admin_lists_mirrors_with_their_health(admin_client, mirrors):
     html = response.content.decode()
     assert "https://d111.cloudfront.example/" in html and "Failing" in html
     assert "Response (ms)" in html
+
+
+def test_hosts_set_by_environment_are_published_too(site, client, settings):
+    """An operator who only sets MASTHEAD_MIRROR_HOSTS and MASTHEAD_ONION_HOST gets them on
+    /mirrors/, in /mirrors.json and in every email; an admin row for one is not doubled."""
+    from masthead.reach.mirrors import email_mirror_links
+
+    onion = "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuv.onion"
+    settings.MASTHEAD_MIRROR_HOSTS = ["mirror.example", "cdn.example"]
+    settings.MASTHEAD_ONION_HOST = onion
+    Mirror.objects.create(url="https://cdn.example/", kind="cdn", status="ok")
+    html = client.get("/mirrors/").content.decode()
+    assert "https://mirror.example/" in html and f"http://{onion}/" in html
+    check_page(html)
+    data = json.loads(client.get("/mirrors.json").content)
+    urls = [item["url"] for item in data["sites"][0]["available_alternatives"]]
+    assert sorted(urls) == sorted(
+        ["https://cdn.example/", "https://mirror.example/", f"http://{onion}/"]
+    )
+    assert data["sites"][0]["available_onions"] == [f"http://{onion}/"]
+    links = email_mirror_links()
+    assert [link["url"] for link in links][-1] == f"http://{onion}/"
+    assert len(links) == 3
