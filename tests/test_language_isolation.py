@@ -119,7 +119,9 @@ def test_admin_stays_english_when_a_fresh_worker_first_serves_russian_pages(
         server.wait(timeout=15)
 
 
-def test_interleaved_languages_on_the_threaded_live_server(live_server, demo, django_user_model):
+def test_interleaved_languages_on_the_threaded_live_server(
+    transactional_db, live_server, demo, django_user_model
+):
     session = _admin_session(django_user_model)
     base = live_server.url
     _assert_admin_is_english(_interleave(base, session))
