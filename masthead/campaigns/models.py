@@ -28,6 +28,9 @@ from wagtail.fields import RichTextField
 from wagtail.models import Orderable, PreviewableMixin, TranslatableMixin
 from wagtail.search import index
 
+# One frequency enum for the whole site: a variant's default frequency is a contribution's.
+from masthead.contributions.models import Frequency
+
 
 class Placement(models.TextChoices):
     BANNER = "banner", _("Banner (top of every page)")
@@ -39,12 +42,6 @@ class Audience(models.TextChoices):
     NON_SUPPORTERS = "non_supporters", _("Readers who have not contributed recently")
     NON_SUBSCRIBERS = "non_subscribers", _("Readers not subscribed to the newsletter")
     EVERYONE = "everyone", _("Everyone")
-
-
-class Frequency(models.TextChoices):
-    ONCE = "once", _("Once")
-    MONTHLY = "monthly", _("Monthly")
-    ANNUAL = "annual", _("Annual")
 
 
 class CampaignQuerySet(models.QuerySet):
@@ -234,30 +231,59 @@ class Variant(Orderable):
     def clean(self) -> None:
         super().clean()
         try:
-            self.preset_amounts_minor()
+            amounts = self.preset_amounts_minor()
         except ValueError as error:
             raise ValidationError({"amounts": str(error)})
+        self._check_amounts_accepted(amounts)
         if self.link_url and not (
             self.link_url.startswith("/") and not self.link_url.startswith("//")
         ):
             raise ValidationError({"link_url": _("Use a path on this site, starting with /.")})
 
+    def _check_amounts_accepted(self, amounts: list[int]) -> None:
+        """The appeal must not offer an amount the checkout refuses."""
+        from masthead.contributions.options import money_config
+
+        currency = money_config().currency()
+        refused = [a for a in amounts if not currency.accepts(a)]
+        if refused:
+            raise ValidationError({
+                "amounts": _("%(amounts)s: contributions in %(currency)s go from %(min)s to "
+                             "%(max)s.")
+                % {
+                    "amounts": ", ".join(currency.format(a) for a in refused),
+                    "currency": currency.code,
+                    "min": currency.format(currency.minimum),
+                    "max": currency.format(currency.maximum),
+                }
+            })
+
     def preset_amounts_minor(self) -> list[int]:
-        """The editor's preset amounts in minor units (cents), or [] for the defaults."""
+        """The editor's preset amounts in minor units of the default currency (cents, yen,
+        fils: its ISO exponent), or [] for the contribution settings' presets."""
         from decimal import Decimal, InvalidOperation
 
+        from masthead.contributions.options import money_config
+
+        currency = money_config().currency()
         amounts = []
         for raw in self.amounts.replace(";", ",").split(","):
-            raw = raw.strip().lstrip("$€£").strip()
+            raw = raw.strip().lstrip("$€£¥").strip()
             if not raw:
                 continue
             try:
                 value = Decimal(raw)
             except InvalidOperation:
                 raise ValueError(_("“%s” is not an amount.") % raw[:20])
-            if value <= 0 or value > 100_000 or value != value.quantize(Decimal("0.01")):
+            if not value.is_finite() or value <= 0 or value > 100_000:
                 raise ValueError(_("“%s” is not an amount between 0.01 and 100000.") % raw[:20])
-            amounts.append(int(value * 100))
+            minor = value.scaleb(currency.exponent)
+            if minor != minor.to_integral_value():
+                raise ValueError(
+                    _("“%(amount)s” has more decimals than %(currency)s allows.")
+                    % {"amount": raw[:20], "currency": currency.code}
+                )
+            amounts.append(int(minor))
         if len(amounts) > 6:
             raise ValueError(_("At most six preset amounts."))
         return amounts

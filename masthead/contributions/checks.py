@@ -1,9 +1,10 @@
-"""System checks: payment providers configured sensibly for where the site runs."""
+"""System checks: payment providers configured sensibly for where the site runs, and the
+money settings (currencies, minor units, minimums, presets) usable as they are."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 
@@ -72,4 +73,61 @@ def _webhook_problems(providers) -> list[Error]:
                     id="contributions.E005",
                 )
             )
+    return problems
+
+
+@register("masthead")
+def check_giving_options(app_configs=None, **kwargs):
+    """Currencies, minor units, minimums and the default currency (``contributions.E010`` to
+    ``E016``): the give page, the give form and the appeal read them from
+    :func:`masthead.contributions.options.money_config`, which refuses to guess."""
+    from .options import config_problems
+
+    return [
+        Error(text, hint=_MONEY_HINT, id=check_id) for check_id, text in config_problems()
+    ]
+
+
+_MONEY_HINT = (
+    "Set MASTHEAD_CURRENCIES (ISO codes), MASTHEAD_DEFAULT_CURRENCY (one of them) and "
+    "MASTHEAD_MINIMUM_AMOUNTS (a minimum in minor units for each, e.g. USD:200,JPY:300); "
+    "see docs/contributions.md."
+)
+
+
+@register("masthead", Tags.database)
+def check_preset_amounts(app_configs=None, databases=None, **kwargs):
+    """Preset amounts a reader would be offered but the checkout refuses (``E017``): the
+    editors' rows, else the built-in defaults in the currency's minor units. Needs the
+    database, so it runs with ``check --database default`` and before ``migrate``."""
+    from django.db import DatabaseError
+
+    from .options import config_problems, configured_presets, money_config, preset_rows
+
+    if not databases or config_problems():
+        return []  # E010–E016 already say what is wrong
+    config = money_config()
+    try:
+        rows = preset_rows(config.codes)
+    except DatabaseError:
+        return []  # not migrated yet
+    problems = []
+    for currency in config.currencies:
+        for frequency, (amounts, _suggested) in configured_presets(currency, rows).items():
+            outside = [a for a in amounts if not currency.accepts(a)]
+            if outside:
+                own = (currency.code, frequency) in rows
+                problems.append(
+                    Error(
+                        f"{'Preset amounts' if own else 'The built-in preset amounts'} for "
+                        f"{frequency} gifts in {currency.code} "
+                        f"({', '.join(currency.format(a) for a in outside)}) are outside "
+                        f"{currency.format(currency.minimum)}–"
+                        f"{currency.format(currency.maximum)}: readers would not be offered "
+                        "them.",
+                        hint="Edit them under Giving → Preset amounts in the admin, or change "
+                        "MASTHEAD_MINIMUM_AMOUNTS / MASTHEAD_MAXIMUM_AMOUNT.",
+                        id="contributions.E017",
+                    )
+                )
     return problems

@@ -15,20 +15,21 @@ from django.utils import timezone
 from masthead.core.crypto import email_index
 
 from .models import AmountPreset, Contribution, Donor, RecurringPlan
-from .money import currencies
-from .options import DEFAULT_PRESETS
+from .options import default_presets, money_config
 
 
 @transaction.atomic
 def load_demo() -> None:
-    for currency in currencies():
-        for frequency, (amounts, suggested) in DEFAULT_PRESETS.items():
-            for position, major in enumerate(amounts):
+    for currency in money_config().currencies:
+        for frequency, (amounts, suggested) in default_presets(currency).items():
+            for position, amount in enumerate(amounts):
+                if not currency.accepts(amount):
+                    continue  # e.g. ¥10 below a JPY minimum: editors set their own
                 AmountPreset.objects.get_or_create(
                     frequency=frequency,
-                    currency=currency,
-                    amount=major * 100,
-                    defaults={"suggested": major == suggested, "sort_order": position},
+                    currency=currency.code,
+                    amount=amount,
+                    defaults={"suggested": amount == suggested, "sort_order": position},
                 )
     if Contribution.objects.filter(checkout_ref__startswith="demo-").exists():
         return

@@ -1,60 +1,139 @@
-"""The appeal's adapter over ``giving_options()``: the contributions app's real answer, and a
-graceful fallback when that call fails or answers in an unexpected shape."""
+"""The appeal and the banner read the contributions app's typed giving options
+(``masthead.contributions.options``): amounts in each currency's own minor units, no copy of
+the money rules and no silent fallback."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import re
+from html import unescape
 
-from masthead.campaigns.giving import GivingChoices, format_amount, giving_choices, normalise
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from masthead.campaigns.models import Campaign, Placement, Variant
+from masthead.contributions.models import AmountPreset
+from masthead.contributions.options import giving_options, load_giving_options
 from masthead.publishing.models import ArticlePage
 
 pytestmark = pytest.mark.django_db
 
 
-def test_reads_the_contributions_options(site):
-    from masthead.contributions.options import giving_options
-
-    options = giving_options()
-    choices = giving_choices()
-    assert choices.from_contributions
-    assert choices.currency == options["currency"]
-    assert choices.currencies == [c.upper() for c in options["currencies"]]
-    monthly = next(f for f in options["frequencies"] if f["value"] == "monthly")
-    assert choices.presets_for("monthly") == monthly["amounts"]
-    assert [key for key, _name, _marks in choices.methods] == [
-        m["key"] for m in options["methods"]
-    ]
-
-
-def test_odd_shapes_fall_back_field_by_field():
-    choices = normalise({"currency": "eur", "frequencies": [{"value": "monthly", "amounts": []},
-                                                             {"value": "annual", "amounts": [True]},
-                                                             "junk"],
-                         "methods": ["sandbox", {"name": "no key"}]})
-    assert choices.currency == "EUR" and choices.currencies == ["EUR"]
-    assert choices.presets_for("monthly") == [200, 500, 1000, 2000]
-    assert choices.presets_for("annual") == [5000, 10000, 20000, 50000]
-    assert choices.methods == GivingChoices().methods
-
-
-def test_appeal_still_renders_when_giving_options_fails(demo, client, monkeypatch, caplog):
-    import masthead.contributions.options as options
-
-    def broken(currency=None):
-        raise RuntimeError("presets table missing")
-
-    monkeypatch.setattr(options, "giving_options", broken)
+def _article_html(client) -> str:
     article = ArticlePage.objects.live().filter(locale__language_code="en").first()
     response = client.get(article.url)
     assert response.status_code == 200
-    html = response.content.decode()
-    assert 'name="frequency" value="monthly" checked' in html
-    assert 'name="provider" value="sandbox"' in html
-    assert "giving_options() failed" in caplog.text
+    return response.content.decode()
 
 
-def test_format_amount():
-    assert format_amount(200, "USD") == "$2"
-    assert format_amount(250, "GBP") == "£2.50"
-    assert format_amount(1_000_000, "EUR") == "€10,000"
-    assert format_amount(500, "SEK") == "5 SEK"
+def _appeal_form(html: str) -> str:
+    return re.search(r'<form class="appeal-form".*?</form>', html, re.S).group(0)
+
+
+def test_the_appeal_offers_what_the_give_page_offers(demo, client):
+    options = giving_options()
+    html = _article_html(client)
+    form = _appeal_form(html)
+    presets = json.loads(unescape(re.search(r'data-presets="([^"]*)"', form).group(1)))
+    assert list(presets) == options["currencies"]
+    monthly = next(f for f in options["frequencies"] if f["value"] == "monthly")
+    assert presets[options["currency"]]["monthly"] == monthly["amounts"]
+    for code in options["currencies"]:
+        other = giving_options(code)
+        for frequency in other["frequencies"]:
+            if code == options["currency"] and frequency["value"] == "monthly":
+                continue  # the variant's own amounts
+            assert presets[code][frequency["value"]] == frequency["amounts"]
+    assert [m["key"] for m in options["methods"]] == re.findall(
+        r'name="provider" value="([^"]+)"', form
+    )
+    # The default configuration needs no formats for the script: the page is as before.
+    assert "data-money" not in form
+    assert 'pattern="[0-9]+([.,][0-9]{1,2})?"' in form
+
+
+def test_typed_options_match_the_plain_data():
+    options = load_giving_options()
+    assert options.codes == giving_options()["currencies"]
+    usd = options.get("usd")
+    assert usd.currency.exponent == 2 and usd.currency.minimum == 200
+    assert usd.amounts("monthly") == [200, 500, 1000, 2000]
+    assert usd.suggested.suggested == 500
+    assert [key for key, _label in options.frequencies] == ["once", "monthly", "annual"]
+
+
+def test_a_broken_configuration_is_an_error_not_a_fallback(settings):
+    settings.MASTHEAD_CURRENCIES = ["USD", "XXY"]
+    with pytest.raises(ImproperlyConfigured, match="contributions.E011"):
+        load_giving_options()
+
+
+def _jpy_site(settings):
+    settings.MASTHEAD_CURRENCIES = ["JPY", "USD"]
+    settings.MASTHEAD_DEFAULT_CURRENCY = "JPY"
+    settings.MASTHEAD_MINIMUM_AMOUNTS = {"JPY": 300, "USD": 200}
+    for frequency, amounts in {"once": [1000, 3000], "monthly": [500, 1000, 2000],
+                               "annual": [5000, 10000]}.items():
+        for position, amount in enumerate(amounts):
+            AmountPreset.objects.create(
+                frequency=frequency, currency="JPY", amount=amount, sort_order=position,
+                suggested=amount == 1000,
+            )
+
+
+def test_the_appeal_in_yen(demo, client, settings):
+    _jpy_site(settings)
+    appeal = Campaign.objects.get(placement=Placement.APPEAL, locale__language_code="en",
+                                  name="End-of-article appeal")
+    Variant.objects.filter(campaign=appeal).update(amounts="500, 1500, 3000")
+    form = _appeal_form(_article_html(client))
+    # The variant's own amounts, in yen (no minor unit): ¥1,500 is 1500, not 150000.
+    assert re.findall(r'name="amount" value="(\d+)"', form) == ["500", "1500", "3000"]
+    assert "<span>¥1,500</span>" in form
+    assert 'data-currency="JPY"' in form
+    money = json.loads(unescape(re.search(r'data-money="([^"]*)"', form).group(1)))
+    assert money == {"JPY": [0, "¥"], "USD": [2, "$"]}
+    presets = json.loads(unescape(re.search(r'data-presets="([^"]*)"', form).group(1)))
+    assert presets["JPY"]["once"] == [1000, 3000]
+    assert presets["USD"]["monthly"] == [200, 500, 1000, 2000]
+    # USD still allows cents, so the typed amount may have two decimals.
+    assert 'pattern="[0-9]+([.,][0-9]{1,2})?"' in form
+
+
+def test_the_banner_links_to_the_give_page_in_yen(demo, client, settings):
+    _jpy_site(settings)
+    html = _article_html(client)
+    link = re.search(r'href="(/support/\?[^"]*)"', html).group(1)
+    assert "currency=JPY" in link and "amount=500&amp;" in link
+
+
+def test_the_appeal_in_a_three_decimal_currency(demo, client, settings):
+    settings.MASTHEAD_CURRENCIES = ["KWD"]
+    settings.MASTHEAD_DEFAULT_CURRENCY = "KWD"
+    settings.MASTHEAD_MINIMUM_AMOUNTS = {"KWD": 500}
+    appeal = Campaign.objects.get(placement=Placement.APPEAL, locale__language_code="en",
+                                  name="End-of-article appeal")
+    Variant.objects.filter(campaign=appeal).update(amounts="2.5, 5, 10")
+    form = _appeal_form(_article_html(client))
+    assert re.findall(r'name="amount" value="(\d+)"', form) == ["2500", "5000", "10000"]
+    assert "<span>2.500 KWD</span>" in form and "<span>5 KWD</span>" in form
+    assert 'pattern="[0-9]+([.,][0-9]{1,3})?"' in form
+    assert '<input type="hidden" name="currency" value="KWD">' in form
+
+
+def test_variant_amounts_follow_the_default_currency(demo, settings):
+    from django.core.exceptions import ValidationError
+
+    variant = Variant.objects.filter(campaign__placement=Placement.APPEAL).first()
+    variant.amounts = "1"
+    with pytest.raises(ValidationError, match="go from"):
+        variant.clean()  # $1 is below the $2 minimum: the checkout would refuse it
+    settings.MASTHEAD_CURRENCIES = ["JPY"]
+    settings.MASTHEAD_DEFAULT_CURRENCY = "JPY"
+    settings.MASTHEAD_MINIMUM_AMOUNTS = {"JPY": 300}
+    variant.amounts = "500, 1000"
+    variant.clean()
+    assert variant.preset_amounts_minor() == [500, 1000]
+    variant.amounts = "500.5"
+    with pytest.raises(ValidationError, match="more decimals than JPY allows"):
+        variant.clean()

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import get_language
 
-from ..giving import CURRENCY_SYMBOLS, FREQUENCIES, format_amount, giving_choices
+from masthead.contributions.options import GivingOptions, load_giving_options
+
 from ..models import Campaign, Placement, Variant
 from ..selection import eligible_by_placement
 
@@ -43,74 +44,89 @@ def _source(campaign: Campaign, variant: Variant) -> str:
     return f"{campaign.placement}:{campaign.pk}:{variant.pk}"
 
 
-def _link(campaign: Campaign, variant: Variant, choices) -> str:
+def _link(campaign: Campaign, variant: Variant, options: GivingOptions) -> str:
     if variant.link_url:
         return variant.link_url
-    presets = variant.preset_amounts_minor() or choices.presets_for(variant.default_frequency)
+    default = options.default
+    presets = variant.preset_amounts_minor() or default.amounts(variant.default_frequency)
     query = {"frequency": variant.default_frequency, "source": _source(campaign, variant)}
     if presets:
         query["amount"] = presets[0]
-        query["currency"] = choices.currency
+        query["currency"] = default.currency.code
     return f"{_give_url()}?{urlencode(query)}"
 
 
-def _appeal_form(campaign: Campaign, variant: Variant, choices) -> dict:
+# The currencies campaigns.js formats by itself (two decimals, these symbols); for any other
+# the form carries each currency's exponent and symbol in ``data-money``.
+_SCRIPT_FORMATS = {"USD": (2, "$"), "EUR": (2, "€"), "GBP": (2, "£")}
+
+
+def _appeal_form(campaign: Campaign, variant: Variant, options: GivingOptions) -> dict:
     """Everything one variant's appeal form shows, amounts in the default currency."""
     frequency = variant.default_frequency
+    default = options.default
+    money = default.currency
     presets = {
-        currency: {f: choices.presets_for(f, currency) for f in FREQUENCIES}
-        for currency in choices.currencies
+        c.currency.code: {f: c.amounts(f) for f, _label in options.frequencies}
+        for c in options.currencies
     }
     own = variant.preset_amounts_minor()
     if own:
-        presets[choices.currency][frequency] = own
-    amounts = presets[choices.currency][frequency]
-    if choices.suggested_frequency == frequency and choices.suggested_amount in amounts:
-        checked = choices.suggested_amount
+        presets[money.code][frequency] = own
+    amounts = presets[money.code][frequency]
+    ask = default.suggested.suggested
+    if options.suggested_frequency == frequency and ask in amounts:
+        checked = ask
     else:
         checked = amounts[min(1, len(amounts) - 1)] if amounts else None
+    formats = {
+        c.currency.code: (c.currency.exponent, c.currency.symbol) for c in options.currencies
+    }
+    places = max(exponent for exponent, _symbol in formats.values())
     return {
         # Unsaved variants (the admin preview) have no pk yet: keep their ids unique anyway.
         "prefix": f"c{campaign.pk or 'new'}v{variant.pk or f'new{id(variant)}'}",
         "source": _source(campaign, variant),
         "frequencies": [
-            (key, label, key == frequency) for key, label in _frequency_labels()
+            (key, label, key == frequency) for key, label in options.frequencies
         ],
-        "amounts": [(a, format_amount(a, choices.currency), a == checked) for a in amounts],
+        "amounts": [(a, money.format(a), a == checked) for a in amounts],
         "presets_json": json.dumps(presets, separators=(",", ":")),
-        "currency": choices.currency,
-        "currencies": choices.currencies,
-        "symbol": CURRENCY_SYMBOLS.get(choices.currency, ""),
-        "methods": choices.methods,
+        "money_json": ""
+        if all(_SCRIPT_FORMATS.get(code) == spec for code, spec in formats.items())
+        else json.dumps(formats, separators=(",", ":"), ensure_ascii=False),
+        # The browser's hint for the typed amount: as many decimals as the currencies allow
+        # (the checkout checks the chosen currency's exactly).
+        "custom_pattern": "[0-9]+" + (f"([.,][0-9]{{1,{places}}})?" if places else ""),
+        "currency": money.code,
+        "currencies": options.codes,
+        "symbol": money.symbol,
+        "methods": [(m.key, m.name, m.marks) for m in options.methods],
         "button_label": variant.button_label,
     }
 
 
-def prepare_variants(campaign: Campaign, variants: list[Variant], choices=None) -> None:
+def prepare_variants(
+    campaign: Campaign, variants: list[Variant], options: GivingOptions | None = None
+) -> None:
     """Attach what the templates render: ``href`` (banner, overlay) or ``form`` (appeal)."""
-    choices = choices or giving_choices()
+    options = options or load_giving_options()
     for variant in variants:
         if campaign.placement == Placement.APPEAL:
-            variant.form = _appeal_form(campaign, variant, choices)
+            variant.form = _appeal_form(campaign, variant, options)
         else:
-            variant.href = _link(campaign, variant, choices)
+            variant.href = _link(campaign, variant, options)
 
 
-def _frequency_labels():
-    from ..models import Frequency
-
-    return [(f.value, f.label) for f in Frequency]
-
-
-def _choices(context):
-    """The giving options, asked once per request (banner and appeal share them)."""
+def _choices(context) -> GivingOptions:
+    """The giving options, read once per request (banner and appeal share them)."""
     request = context.get("request")
-    choices = getattr(request, "_masthead_giving_choices", None)
-    if choices is None:
-        choices = giving_choices()
+    options = getattr(request, "_masthead_giving_options", None)
+    if options is None:
+        options = load_giving_options()
         if request is not None:
-            request._masthead_giving_choices = choices
-    return choices
+            request._masthead_giving_options = options
+    return options
 
 
 def _eligible(context, page, placement: str) -> list[Campaign]:

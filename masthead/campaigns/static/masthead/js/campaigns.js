@@ -87,9 +87,12 @@
     send();
   }
 
-  function fmt(minor, currency) {
-    var text = (minor / 100).toLocaleString("en", { minimumFractionDigits: minor % 100 ? 2 : 0 });
-    return SYMBOLS[currency] ? SYMBOLS[currency] + text : text + " " + currency;
+  // money: {currency: [exponent, symbol]} from the form's data-money (the server's own
+  // formats); without it, two decimals and SYMBOLS.
+  function fmt(minor, currency, money) {
+    var m = money[currency] || [2, SYMBOLS[currency]], unit = Math.pow(10, m[0]);
+    var text = (minor / unit).toLocaleString("en", { minimumFractionDigits: minor % unit ? m[0] : 0 });
+    return m[1] ? m[1] + text : text + " " + currency;
   }
 
   // One key per page view and form: a double click is one checkout (contributions.views).
@@ -103,7 +106,8 @@
   // The appeal form: amounts follow the chosen frequency and currency; "Other" follows typing.
   function amounts(form) {
     var data, box = form.querySelector("[data-amounts]"), custom = form.elements.custom_amount;
-    try { data = JSON.parse(form.dataset.presets); } catch (e) { return; }
+    var money = {};
+    try { data = JSON.parse(form.dataset.presets); money = JSON.parse(form.dataset.money || "{}"); } catch (e) { return; }
     if (!box || !custom) return;
     var other = box.querySelector("[data-other]");
     function redraw() {
@@ -114,7 +118,7 @@
         var label = doc.createElement("label"), input = doc.createElement("input"), span = doc.createElement("span");
         input.type = "radio"; input.name = "amount"; input.value = minor;
         input.checked = !custom.value && k === Math.min(1, list.length - 1);
-        span.textContent = fmt(minor, cur);
+        span.textContent = fmt(minor, cur, money);
         label.append(input, " ", span);
         box.insertBefore(label, other.parentNode);
       });
