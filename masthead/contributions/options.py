@@ -213,7 +213,7 @@ def config_problems() -> list[tuple[str, str]]:
                 (
                     "contributions.E015",
                     f"MASTHEAD_MINIMUM_AMOUNTS has no minimum for {code!r} (minor units, e.g. "
-                    f"'{code}:{2 * 10 ** EXPONENTS.get(code, 2)}').",
+                    f"'{code}:{2 * 10 ** max(EXPONENTS.get(code, 2), 2)}').",
                 )
             )
         elif not _positive_int(minimums[code]):
