@@ -522,7 +522,12 @@ MASTHEAD_MINIMUM_AMOUNTS = {
     code: int(minor)
     for code, _, minor in (
         item.partition(":")
-        for item in env_list("MASTHEAD_MINIMUM_AMOUNTS", "USD:200,EUR:200,GBP:200")
+        for item in env_list(
+            "MASTHEAD_MINIMUM_AMOUNTS",
+            # Default: $2, €2, £2 for those of the three that are accepted, so that narrowing
+            # MASTHEAD_CURRENCIES alone is a working configuration.
+            ",".join(f"{c}:200" for c in ("USD", "EUR", "GBP") if c in MASTHEAD_CURRENCIES),
+        )
     )
 }
 MASTHEAD_MAXIMUM_AMOUNT = env_int("MASTHEAD_MAXIMUM_AMOUNT", 1_000_000)  # minor units
