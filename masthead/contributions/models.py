@@ -123,6 +123,9 @@ class RecurringPlan(models.Model):
     )
     dunning_notified_at = models.DateTimeField(null=True, blank=True)
     dunning_notified_attempts = models.PositiveIntegerField(default=0)
+    cancellation_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the donor was told the plan ended (once)."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -201,6 +204,14 @@ class Contribution(models.Model):
         null=True,
         blank=True,
         help_text="The payment at the provider (payment intent, capture, invoice, sale).",
+    )
+    charge_ref = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text="What refunds and disputes name when it is not the payment_ref "
+        "(the payment intent that paid a Stripe invoice).",
     )
     status = models.CharField(
         max_length=12,

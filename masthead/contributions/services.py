@@ -285,15 +285,17 @@ def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent
             provider = get_provider(event.provider)
             translated = provider.translate(event.event_type, event.payload)
             applied = sum(apply_event(event.provider, e) for e in translated)
+            event.error = ""
             if applied:
                 event.status = EventStatus.PROCESSED
-            elif translated:
+            elif translated and not all(_not_ours(event.provider, e) for e in translated):
                 event.status = EventStatus.WAITING
             else:
                 event.status = EventStatus.IGNORED
+                if translated:
+                    event.error = NOT_OURS
             event.processed_at = timezone.now()
             event.attempts += 1
-            event.error = ""
             event.save(update_fields=["status", "processed_at", "attempts", "error"])
     except Exception as exc:
         log.exception("processing provider event %s failed", event_pk)
@@ -308,6 +310,32 @@ def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent
         retry_waiting_events(event.provider, since=timezone.now() - dt.timedelta(hours=1))
         event.refresh_from_db()
     return event
+
+
+NOT_OURS = "Not ours: no contribution or plan here carries its references."
+
+
+def _not_ours(provider: str, event: PaymentEvent) -> bool:
+    """Whether an event names a checkout or plan that Masthead never made.
+
+    Everything we start carries our ids (contribution or plan id in the metadata or custom
+    id) and we know its checkout and subscription references from the start, so an event
+    whose own references match none of ours is another integration's: it is recorded as
+    ignored at once rather than waiting. Refunds and disputes name only a payment, which may
+    simply not have reached us yet: those wait (see :func:`retry_waiting_events`).
+    """
+    if event.kind in (EventKind.REFUNDED, EventKind.DISPUTE):
+        return False
+    if not (event.contribution_id or event.plan_id or event.checkout_ref or event.subscription_ref):
+        return False
+    contributions = Contribution.objects.filter(provider=provider)
+    plans = RecurringPlan.objects.filter(provider=provider)
+    return not (
+        (event.contribution_id and contributions.filter(pk=event.contribution_id).exists())
+        or (event.plan_id and plans.filter(pk=event.plan_id).exists())
+        or (event.checkout_ref and contributions.filter(checkout_ref=event.checkout_ref).exists())
+        or (event.subscription_ref and plans.filter(provider_ref=event.subscription_ref).exists())
+    )
 
 
 def retry_waiting_events(
@@ -394,6 +422,11 @@ def _find_contribution(
             return found
     if event.payment_ref:
         found = _locked(qs.filter(payment_ref=event.payment_ref))
+        if found is not None:
+            return found
+        # A refund or dispute names the charge; a renewal is keyed by its invoice and
+        # records the charge it was paid by (see PaymentEvent.charge_ref).
+        found = _locked(qs.filter(charge_ref=event.payment_ref))
         if found is not None:
             return found
     if event.checkout_ref:
@@ -516,6 +549,8 @@ def contribution_record_payment(provider: str, event: PaymentEvent) -> bool:
         clash = Contribution.objects.filter(provider=provider, payment_ref=event.payment_ref)
         if not clash.exclude(pk=contribution.pk).exists():
             contribution.payment_ref = event.payment_ref
+    if event.charge_ref and not contribution.charge_ref:
+        contribution.charge_ref = event.charge_ref[:100]
     contribution.paid_at = _earliest(contribution.paid_at, event.occurred_at)
     donor = _donor(event.email, event.name)
     if donor is None and plan is not None and plan.donor_id:
@@ -695,17 +730,26 @@ def _save_plan(plan: RecurringPlan) -> None:
         plan.cancelled_at = timezone.now()
         plan.status = plan.derive_status()
         dunning = False
-    if dunning:
-        plan.dunning_notified_at = plan.last_failed_at
-        plan.dunning_notified_attempts = plan.failed_attempts
+    # The donor is told a plan ended after failed payments whoever ended it (our last try,
+    # or the provider's own), once: the task claims ``cancellation_notified_at``.
+    ended_unpaid = (
+        plan.status == PlanStatus.CANCELLED
+        and not give_up
+        and plan.cancellation_notified_at is None
+        and plan.last_failed_at is not None
+        and (plan.last_paid_at is None or plan.last_failed_at > plan.last_paid_at)
+    )
     plan.save()
     from . import tasks
 
     pk = plan.pk
     if dunning:
+        # The task sends it only if this failure is still the latest news when it runs.
         transaction.on_commit(lambda: tasks.send_dunning.enqueue(pk))
     if give_up:
         transaction.on_commit(lambda: tasks.cancel_plan_at_provider.enqueue(pk, "dunning"))
+    if ended_unpaid:
+        transaction.on_commit(lambda: tasks.send_cancellation.enqueue(pk, True))
 
 
 # --- donor actions --------------------------------------------------------------------------
@@ -721,12 +765,46 @@ def cancel_plan(plan: RecurringPlan, *, reason: str = "donor") -> RecurringPlan:
         events.append(
             PaymentEvent(kind=EventKind.PLAN_CANCELLED, occurred_at=timezone.now(), plan_id=plan.pk)
         )
+    # The donor who cancels is told so, not that their payments failed: their notice is
+    # claimed first (one cancellation notice per plan).
+    claimed = reason == "donor" and claim_cancellation_notice(plan.pk)
     record_findings(plan.provider, f"local:cancel:{plan.pk}", events)
     plan.refresh_from_db()
-    if reason == "donor":
+    if claimed:
         from .tasks import send_cancellation
 
-        transaction.on_commit(lambda: send_cancellation.enqueue(plan.pk))
+        transaction.on_commit(lambda: send_cancellation.enqueue(plan.pk, False, True))
+    return plan
+
+
+def claim_cancellation_notice(plan_pk: int) -> bool:
+    """Claim the one notice that a plan ended; False if it was claimed before."""
+    return bool(
+        RecurringPlan.objects.filter(pk=plan_pk, cancellation_notified_at__isnull=True).update(
+            cancellation_notified_at=timezone.now()
+        )
+    )
+
+
+def claim_dunning_notice(plan_pk: int) -> RecurringPlan | None:
+    """Claim the "your payment failed" notice for a plan's latest failed attempt.
+
+    The notice is for the latest news only: the plan must still be past due (no later
+    payment, no cancellation) and this attempt (its time and number) not notified yet.
+    Returns the plan when the caller should send it.
+    """
+    with transaction.atomic():
+        plan = _locked(RecurringPlan.objects.filter(pk=plan_pk))
+        if plan is None or plan.status != PlanStatus.PAST_DUE or plan.last_failed_at is None:
+            return None
+        if plan.dunning_notified_at is not None and (
+            plan.last_failed_at <= plan.dunning_notified_at
+            and plan.failed_attempts <= plan.dunning_notified_attempts
+        ):
+            return None
+        plan.dunning_notified_at = plan.last_failed_at
+        plan.dunning_notified_attempts = plan.failed_attempts
+        plan.save(update_fields=["dunning_notified_at", "dunning_notified_attempts"])
     return plan
 
 

@@ -59,30 +59,47 @@ def send_manage_link(donor_id: int, language: str = "") -> bool:
 
 @task()
 def send_dunning(plan_id: int) -> bool:
+    """Tell the donor their payment failed, if that is still the latest news (see
+    ``services.claim_dunning_notice``): at most once per failed attempt."""
+    from .services import claim_dunning_notice
+
     plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
-    if plan.donor is None or plan.donor.erased_at or plan.status != "past_due":
+    if plan.donor is None or plan.donor.erased_at:
+        return False
+    plan = claim_dunning_notice(plan_id)
+    if plan is None:
         return False
     emails.send_dunning(plan)
     return True
 
 
 @task()
-def send_cancellation(plan_id: int) -> bool:
+def send_cancellation(plan_id: int, after_failures: bool = False, claimed: bool = False) -> bool:
+    """Tell the donor their plan ended, once per plan (``cancellation_notified_at``)."""
+    from .services import claim_cancellation_notice
+
     plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
     if plan.donor is None or plan.donor.erased_at:
         return False
-    emails.send_cancellation(plan)
+    if not claimed and not claim_cancellation_notice(plan_id):
+        return False
+    emails.send_cancellation(plan, after_failures=after_failures)
     return True
 
 
 @task()
 def cancel_plan_at_provider(plan_id: int, reason: str = "dunning") -> None:
+    """Cancel at the provider after the last failed try, then tell the donor (once).
+
+    A provider that answers "already cancelled" has done what we asked (providers return
+    the cancellation, not an error), so the donor is told either way.
+    """
     from .services import cancel_plan
 
     plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
     cancel_plan(plan, reason=reason)
-    if reason == "dunning" and plan.donor and not plan.donor.erased_at:
-        emails.send_cancellation(plan, after_failures=True)
+    if reason == "dunning":
+        send_cancellation.call(plan_id, True)
 
 
 def reconcile(now: dt.datetime | None = None, progress=None) -> dict[str, int]:

@@ -145,6 +145,15 @@ class StripeStandIn(StandIn):
             if method == "GET":
                 return 200, sub
             if method == "DELETE":
+                if sub["status"] == "canceled":
+                    # What Stripe answers when the subscription has already ended.
+                    return 404, {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "resource_missing",
+                            "message": f"No such subscription: '{parts[2]}'",
+                        }
+                    }
                 sub["status"] = "canceled"
                 sub["canceled_at"] = int(time.time())
                 return 200, sub
@@ -316,7 +325,9 @@ class StripeStandIn(StandIn):
         events.append(self.event("checkout.session.completed", session, created))
         return events
 
-    def invoice_event(self, sub_id, invoice_id, reason, paid, attempt, created, email=""):
+    def invoice_event(
+        self, sub_id, invoice_id, reason, paid, attempt, created, email="", payment_intent=""
+    ):
         sub = self.subscriptions[sub_id]
         price = sub["items"]["data"][0]["price"]
         invoice = {
@@ -336,12 +347,80 @@ class StripeStandIn(StandIn):
                 "subscription_details": {"subscription": sub_id, "metadata": sub["metadata"]},
             },
         }
+        if payment_intent:  # as when ``payments`` is expanded (API versions since basil)
+            invoice["payments"] = {
+                "object": "list",
+                "data": [
+                    {
+                        "id": f"inpay_{invoice_id}",
+                        "object": "invoice_payment",
+                        "invoice": invoice_id,
+                        "status": "paid" if paid else "open",
+                        "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+                    }
+                ],
+            }
         return self.event("invoice.paid" if paid else "invoice.payment_failed", invoice, created)
 
-    def renewal(self, sub_id: str, period: int, paid: bool = True, attempt: int = 1, created=None):
+    def renewal(
+        self,
+        sub_id: str,
+        period: int,
+        paid: bool = True,
+        attempt: int = 1,
+        created=None,
+        payment_intent: str = "",
+    ):
         created = int(time.time()) if created is None else created
         invoice = f"in_{sub_id.removeprefix('sub_')}_{period}"
-        return self.invoice_event(sub_id, invoice, "subscription_cycle", paid, attempt, created)
+        return self.invoice_event(
+            sub_id, invoice, "subscription_cycle", paid, attempt, created, "", payment_intent
+        )
+
+    def invoice_payment_paid(self, invoice_id: str, payment_intent: str, amount: int, created):
+        """``invoice_payment.paid``: since basil, the one link from an invoice to its charge."""
+        return self.event(
+            "invoice_payment.paid",
+            {
+                "id": f"inpay_{invoice_id}",
+                "object": "invoice_payment",
+                "invoice": invoice_id,
+                "amount_paid": amount,
+                "amount_requested": amount,
+                "status": "paid",
+                "status_transitions": {"paid_at": created},
+                "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+            },
+            created,
+        )
+
+    def charge_refunded(self, payment_intent: str, amount: int, refunded: int, created):
+        """``charge.refunded`` as current API versions send it: no ``invoice`` on the charge."""
+        return self.event(
+            "charge.refunded",
+            {
+                "id": f"ch_{payment_intent.removeprefix('pi_')}",
+                "object": "charge",
+                "payment_intent": payment_intent,
+                "amount": amount,
+                "amount_refunded": refunded,
+                "refunded": refunded >= amount,
+            },
+            created,
+        )
+
+    def dispute(self, payment_intent: str, status: str, created, action: str = "created"):
+        return self.event(
+            f"charge.dispute.{action}",
+            {
+                "id": f"dp_{payment_intent.removeprefix('pi_')}",
+                "object": "dispute",
+                "charge": f"ch_{payment_intent.removeprefix('pi_')}",
+                "payment_intent": payment_intent,
+                "status": status,
+            },
+            created,
+        )
 
 
 def _prefixed(form: dict, prefix: str) -> dict:
@@ -489,6 +568,20 @@ class PayPalStandIn(StandIn):
             if method == "GET":
                 return 200, sub
             if parts[-1] == "cancel":
+                if sub["status"] in ("CANCELLED", "EXPIRED"):
+                    # What PayPal answers when the subscription has already ended.
+                    return 422, {
+                        "name": "UNPROCESSABLE_ENTITY",
+                        "message": "The requested action could not be performed, "
+                        "semantically incorrect, or failed business validation.",
+                        "details": [
+                            {
+                                "issue": "SUBSCRIPTION_STATUS_INVALID",
+                                "description": "Invalid subscription status for cancel "
+                                "action; subscription status should be active or suspended.",
+                            }
+                        ],
+                    }
                 sub["status"] = "CANCELLED"
                 return 204, {}
             if parts[-1] == "revise":
@@ -610,6 +703,38 @@ class PayPalStandIn(StandIn):
                 "billing_agreement_id": sub_id,
                 "custom": sub.get("custom_id"),
                 "create_time": _iso(time.time() if when is None else when),
+            },
+            when,
+        )
+
+    def sale_refunded(self, sale_id: str, value: str, total: str, currency: str, when: float):
+        """``PAYMENT.SALE.REFUNDED``: ``amount`` is this refund, ``total_refunded_amount``
+        everything refunded on the sale so far."""
+        return self.event(
+            "PAYMENT.SALE.REFUNDED",
+            {
+                "id": f"REFUND-{next(self.counter)}",
+                "state": "completed",
+                "sale_id": sale_id,
+                "amount": {"total": value, "currency": currency},
+                "total_refunded_amount": {"value": total, "currency": currency},
+                "create_time": _iso(when),
+            },
+            when,
+        )
+
+    def payment_failed(self, sub_id: str, price: dict, count: int, when: float) -> dict:
+        sub = self.subscriptions[sub_id]
+        return self.event(
+            "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
+            {
+                "id": sub_id,
+                "custom_id": sub.get("custom_id"),
+                "status": "ACTIVE",
+                "billing_info": {
+                    "failed_payments_count": count,
+                    "last_failed_payment": {"amount": price, "time": _iso(when)},
+                },
             },
             when,
         )

@@ -55,6 +55,8 @@ class PaymentEvent:
     plan_id: int | None = None
     checkout_ref: str = ""
     payment_ref: str = ""
+    # Another name of the same payment, by which refunds and disputes may find it.
+    charge_ref: str = ""
     subscription_ref: str = ""
     customer_ref: str = ""
     amount: int | None = None

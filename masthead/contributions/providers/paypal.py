@@ -507,14 +507,19 @@ class PayPalProvider(PaymentProvider):
                 )
             ]
         if event_type in ("PAYMENT.SALE.REFUNDED", "PAYMENT.SALE.REVERSED"):
+            # ``amount`` is this refund alone; the running total, when PayPal sends it, is
+            # what a partial refund followed by another must add up to.
             amount = resource.get("amount") or {}
             currency = str(amount.get("currency") or "")
+            total = resource.get("total_refunded_amount") or {}
+            value = total.get("value") if total.get("value") else amount.get("total")
+            currency = str(total.get("currency_code") or total.get("currency") or currency)
             return [
                 PaymentEvent(
                     kind=EventKind.REFUNDED,
                     occurred_at=when,
                     payment_ref=str(resource.get("sale_id") or ""),
-                    refunded_amount=abs(to_minor(amount.get("total"), currency) or 0),
+                    refunded_amount=abs(to_minor(value, currency) or 0),
                 )
             ]
         if event_type.startswith("CUSTOMER.DISPUTE."):
@@ -596,10 +601,17 @@ class PayPalProvider(PaymentProvider):
     def cancel_plan(self, plan) -> list[PaymentEvent]:
         if not plan.provider_ref:
             return []
-        self._sdk(
-            self.client.subscriptions.cancel_subscription,
-            {"id": plan.provider_ref, "body": {"reason": "Cancelled at the supporter's request"}},
-        )
+        try:
+            reason = {"reason": "Cancelled at the supporter's request"}
+            self._sdk(
+                self.client.subscriptions.cancel_subscription,
+                {"id": plan.provider_ref, "body": reason},
+            )
+        except ProviderError as exc:
+            # PayPal refuses to cancel a subscription that has already ended (422
+            # SUBSCRIPTION_STATUS_INVALID): that is the state we want, not a failure.
+            if not self._has_ended(plan.provider_ref, exc):
+                raise
         return [
             PaymentEvent(
                 kind=EventKind.PLAN_CANCELLED,
@@ -608,6 +620,16 @@ class PayPalProvider(PaymentProvider):
                 subscription_ref=plan.provider_ref,
             )
         ]
+
+    def _has_ended(self, ref: str, refusal: ProviderError) -> bool:
+        text = str(refusal)
+        if "SUBSCRIPTION_STATUS_INVALID" not in text and "RESOURCE_NOT_FOUND" not in text:
+            return False
+        try:
+            sub = self._sdk(self.client.subscriptions.get_subscription, {"id": ref})
+        except ProviderError as exc:
+            return "RESOURCE_NOT_FOUND" in str(exc)
+        return str(sub.get("status") or "").upper() in ("CANCELLED", "EXPIRED")
 
     def change_plan(self, plan, amount: int, frequency: str) -> list[PaymentEvent]:
         if not plan.provider_ref:

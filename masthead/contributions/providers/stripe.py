@@ -60,8 +60,7 @@ class StripeProvider(PaymentProvider):
         try:
             return func(*args, **kwargs)
         except stripe.StripeError as exc:
-            message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
-            raise ProviderError(f"Stripe: {message}"[:300]) from exc
+            raise _provider_error(exc) from exc
 
     # --- checkout -----------------------------------------------------------------------
 
@@ -144,6 +143,8 @@ class StripeProvider(PaymentProvider):
             return self._session_events(event_type.removeprefix("checkout.session."), obj, when)
         if event_type in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
             return self._invoice_events(event_type, obj, when)
+        if event_type == "invoice_payment.paid":
+            return self._invoice_payment_events(obj, when)
         if event_type in ("customer.subscription.updated", "customer.subscription.deleted"):
             return self._subscription_events(event_type, obj, when)
         if event_type == "charge.refunded":
@@ -226,6 +227,7 @@ class StripeProvider(PaymentProvider):
             "subscription_ref": subscription_ref,
             "customer_ref": _id(obj.get("customer")),
             "payment_ref": str(obj.get("id") or ""),
+            "charge_ref": _invoice_charge(obj),
             "currency": str(obj.get("currency") or "").upper(),
             "first_payment": first,
             "email": str(obj.get("customer_email") or ""),
@@ -251,6 +253,30 @@ class StripeProvider(PaymentProvider):
                 occurred_at=from_timestamp(paid_at) if paid_at else when,
                 amount=as_int(obj.get("amount_paid")),
                 **common,
+            )
+        ]
+
+    def _invoice_payment_events(self, obj: dict, when) -> list[PaymentEvent]:
+        """``invoice_payment.paid``: an invoice was paid by this payment intent (or charge).
+
+        Since API version 2025-03-31 (basil) neither the invoice nor the charge names the
+        other; this is how a renewal (keyed by its invoice) learns the payment intent its
+        refunds and disputes will name. It waits for the invoice's own event if it comes first.
+        """
+        payment = obj.get("payment") or {}
+        charge = _id(payment.get("payment_intent")) or _id(payment.get("charge"))
+        invoice = _id(obj.get("invoice"))
+        if not invoice or not charge or obj.get("status") not in (None, "paid"):
+            return []
+        paid_at = (obj.get("status_transitions") or {}).get("paid_at")
+        return [
+            PaymentEvent(
+                kind=EventKind.PAYMENT_SUCCEEDED,
+                occurred_at=from_timestamp(paid_at) if paid_at else when,
+                payment_ref=invoice,
+                charge_ref=charge,
+                amount=as_int(obj.get("amount_paid")),
+                currency=str(obj.get("currency") or "").upper(),
             )
         ]
 
@@ -292,15 +318,35 @@ class StripeProvider(PaymentProvider):
     def cancel_plan(self, plan) -> list[PaymentEvent]:
         if not plan.provider_ref:
             return []
-        subscription = self._call(
-            self.client.v1.subscriptions.cancel,
-            plan.provider_ref,
-            options={"idempotency_key": f"masthead-cancel-{plan.pk}"},
-        )
+        try:
+            subscription = self.client.v1.subscriptions.cancel(
+                plan.provider_ref, options={"idempotency_key": f"masthead-cancel-{plan.pk}"}
+            )
+        except stripe.InvalidRequestError as exc:
+            # Stripe refuses to cancel a subscription that has already ended (its own
+            # dunning cancelled it): that is the state we want, not a failure.
+            subscription = self._already_cancelled(plan.provider_ref, exc)
+        except stripe.StripeError as exc:
+            raise _provider_error(exc) from exc
         data = subscription.to_dict() if hasattr(subscription, "to_dict") else dict(subscription)
         return self._subscription_events(
             "customer.subscription.deleted", data, from_timestamp(None)
         )
+
+    def _already_cancelled(self, ref: str, refusal: stripe.InvalidRequestError):
+        """The subscription a cancel was refused for (400/404), if it has in fact ended."""
+        try:
+            subscription = self.client.v1.subscriptions.retrieve(ref)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return {"id": ref, "status": "canceled"}  # gone altogether: nothing to charge
+            raise _provider_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise _provider_error(exc) from exc
+        data = subscription.to_dict() if hasattr(subscription, "to_dict") else dict(subscription)
+        if data.get("status") not in ("canceled", "incomplete_expired"):
+            raise _provider_error(refusal) from refusal
+        return data
 
     def change_plan(self, plan, amount: int, frequency: str) -> list[PaymentEvent]:
         if not plan.provider_ref:
@@ -360,6 +406,22 @@ def _id(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("id") or "")
     return str(value or "")
+
+
+def _provider_error(exc: stripe.StripeError) -> ProviderError:
+    message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
+    return ProviderError(f"Stripe: {message}"[:300])
+
+
+def _invoice_charge(invoice: dict) -> str:
+    """The payment intent (or charge) that paid an invoice, when the event carries it:
+    ``payments`` (expanded, API versions since basil) or the older ``payment_intent``."""
+    for payment in ((invoice.get("payments") or {}).get("data")) or []:
+        inner = payment.get("payment") or {}
+        ref = _id(inner.get("payment_intent")) or _id(inner.get("charge"))
+        if ref and payment.get("status") in (None, "paid"):
+            return ref
+    return _id(invoice.get("payment_intent")) or _id(invoice.get("charge"))
 
 
 def _signed_at(signature: str) -> str:
