@@ -314,30 +314,6 @@ class ProviderEvent(models.Model):
         return f"{self.provider} {self.event_type} {self.event_id}"
 
 
-class WebhookDelivery(models.Model):
-    """One signed transmission of a webhook, kept for the replay window.
-
-    Providers sign every delivery afresh (retries too), so a second request with the same
-    signature is a captured request played back: refused, even though the event itself
-    would be applied idempotently. Rows older than the timestamp tolerance are pruned: by
-    then the signature's own age refuses the request.
-    """
-
-    provider = models.CharField(max_length=20)
-    delivery_id = models.CharField(max_length=64)
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["provider", "delivery_id"], name="unique_webhook_delivery"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.provider} delivery {self.delivery_id[:12]}"
-
-
 class CheckoutSubmission(models.Model):
     """One submission of the give form, so that a double click (or two identical posts at
     once) opens one checkout at the provider, not two.

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 
 from masthead.core.crypto import email_index
+from masthead.core.replay import first_delivery, forget_deliveries
 
 from .models import (
     DISPUTE_RANK,
@@ -45,7 +46,6 @@ from .models import (
     PlanStatus,
     ProviderEvent,
     RecurringPlan,
-    WebhookDelivery,
 )
 from .providers import UnknownProvider, get_provider
 from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError, WebhookError
@@ -236,14 +236,10 @@ def receive_webhook(provider_key: str, body: bytes, headers: Mapping[str, str]) 
     if provider.missing_webhook_settings():
         raise UnknownProvider(provider_key)
     incoming = provider.verify_webhook(body, headers)
-    if incoming.delivery_id:
-        try:
-            with transaction.atomic():
-                WebhookDelivery.objects.create(
-                    provider=provider.key, delivery_id=incoming.delivery_id[:64]
-                )
-        except IntegrityError:
-            raise WebhookError("This delivery was received before: refused as a replay.", 409)
+    if incoming.delivery_id and not first_delivery(
+        f"payment:{provider.key}", incoming.delivery_id
+    ):
+        raise WebhookError("This delivery was received before: refused as a replay.", 409)
     event = store_event(provider.key, incoming.event_id, incoming.event_type, incoming.payload)
     if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return event
@@ -252,10 +248,7 @@ def receive_webhook(provider_key: str, body: bytes, headers: Mapping[str, str]) 
 
 def prune_webhook_deliveries(now: dt.datetime | None = None) -> int:
     """Forget deliveries older than twice the tolerance: their own age now refuses them."""
-    now = now or timezone.now()
-    horizon = now - dt.timedelta(seconds=2 * settings.MASTHEAD_WEBHOOK_TOLERANCE)
-    deleted, _ = WebhookDelivery.objects.filter(received_at__lt=horizon).delete()
-    return deleted
+    return forget_deliveries("payment:", 2 * settings.MASTHEAD_WEBHOOK_TOLERANCE, now)
 
 
 def store_event(provider: str, event_id: str, event_type: str, payload: dict) -> ProviderEvent:

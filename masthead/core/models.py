@@ -31,3 +31,4 @@ class NewsroomSettings(BaseGenericSetting):
 
 
 from .audit import AuditEntry  # noqa: E402, F401  (the access log's model, registered here)
+from .replay import SignedDelivery  # noqa: E402, F401  (webhook replays, registered here)

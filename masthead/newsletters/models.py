@@ -496,25 +496,3 @@ class SentMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.message_id}"
-
-
-class EmailWebhookDelivery(models.Model):
-    """One signed transmission of an email provider's webhook (Mailgun's signature token,
-    SendGrid's signature), kept for the timestamp window: a second request carrying the same
-    signature is a captured request played back and is refused (409), even though its events
-    would be stored once anyway. Older rows are pruned; by then the signature's age refuses it.
-    """
-
-    esp_name = models.CharField(max_length=40)
-    delivery_id = models.CharField(max_length=128)
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["esp_name", "delivery_id"], name="one_email_webhook_delivery"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.esp_name} delivery {self.delivery_id[:12]}"

@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.utils import get_anymail_setting, get_request_basic_auth
@@ -50,13 +50,11 @@ from anymail.webhooks.sparkpost import (
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import EmailWebhookDelivery
+from masthead.core.replay import first_delivery, forget_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -268,20 +266,15 @@ def _check_fresh(timestamp: str | None) -> None:
 def _remember_delivery(esp_name: str, delivery_id: str | None) -> None:
     if not delivery_id:
         raise AnymailWebhookValidationFailure("signed webhook without a delivery id")
-    try:
-        with transaction.atomic():
-            EmailWebhookDelivery.objects.create(esp_name=esp_name, delivery_id=delivery_id[:128])
-    except IntegrityError:
-        raise Replayed(f"{esp_name} delivery received before") from None
+    if not first_delivery(f"email:{esp_name}", delivery_id):
+        raise Replayed(f"{esp_name} delivery received before")
 
 
 def prune_webhook_deliveries(now: datetime | None = None) -> int:
     """Forget signed deliveries older than twice the window: their age alone refuses them."""
-    horizon = (now or timezone.now()) - timedelta(
-        seconds=2 * settings.MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS
+    return forget_deliveries(
+        "email:", 2 * settings.MASTHEAD_EMAIL_WEBHOOK_TOLERANCE_SECONDS, now
     )
-    deleted, _ = EmailWebhookDelivery.objects.filter(received_at__lt=horizon).delete()
-    return deleted
 
 
 def _basic_auth_ok(request: HttpRequest, secrets: tuple[str, ...]) -> bool:

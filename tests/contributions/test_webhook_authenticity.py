@@ -22,9 +22,9 @@ from masthead.contributions.models import (
     Donor,
     ProviderEvent,
     RecurringPlan,
-    WebhookDelivery,
 )
 from masthead.contributions.providers import sandbox
+from masthead.core.replay import SignedDelivery
 
 from .conftest import WEBHOOK_ID, WHSEC
 from .standins import PayPalStandIn, _iso, stripe_signature
@@ -173,7 +173,7 @@ def test_a_real_signed_delivery_works_and_its_exact_replay_is_refused(
     assert replay.status_code == 409
     assert "replay" in replay.json()["error"]
     assert state() == after
-    assert WebhookDelivery.objects.filter(provider=key).count() == 1
+    assert SignedDelivery.objects.filter(source=f"payment:{key}").count() == 1
 
 
 def test_forged_unsigned_stale_and_hostile_deliveries_change_nothing(
@@ -197,7 +197,7 @@ def test_forged_unsigned_stale_and_hostile_deliveries_change_nothing(
     assert state() == before
     pending.refresh_from_db()
     assert pending.status == "pending"
-    assert WebhookDelivery.objects.count() == 0
+    assert SignedDelivery.objects.count() == 0
 
 
 def test_oversized_bodies_are_refused_before_reading(client, provider, pending):

@@ -371,13 +371,13 @@ def test_a_signed_request_played_back_is_refused(client, settings, sent, provide
 
     from django.utils import timezone
 
-    from masthead.newsletters.models import EmailWebhookDelivery
+    from masthead.core.replay import SignedDelivery
     from masthead.newsletters.webhooks import prune_webhook_deliveries
 
     assert prune_webhook_deliveries() == 0
     later = timezone.now() + timedelta(seconds=2 * 900 + 1)
     assert prune_webhook_deliveries(later) == 1
-    assert not EmailWebhookDelivery.objects.exists()
+    assert not SignedDelivery.objects.filter(source__startswith="email:").exists()
 
 
 # --- a reason the provider vouched for --------------------------------------------------------
