@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if not options.no_record:
-        record(markdown, options.output)
+        record(markdown, options.output, SECTION)
         print(f"recorded in {options.output}")
     return 0
 

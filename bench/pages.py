@@ -200,10 +200,11 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def record(markdown: str, path: Path) -> None:
+def record(markdown: str, path: Path, section: str = SECTION) -> None:
+    """Replace ``section`` (a "## …" heading and its text) of ``path`` with ``markdown``."""
     header = "# Benchmarks\n\nMeasured figures and the commands that produce them.\n"
     text = path.read_text() if path.exists() else header
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _m: markdown.rstrip() + "\n\n", text)
     else:

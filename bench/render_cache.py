@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import machine  # noqa: E402  (bench/pages.py: the same machine line)
+from pages import machine, record  # noqa: E402  (bench/pages.py: machine line, recording)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Render cost as the cache fills"
@@ -118,16 +117,6 @@ def child(options) -> None:
     }))
 
 
-def record(markdown: str, path: Path) -> None:
-    text = path.read_text()
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: markdown.rstrip() + "\n\n", text)
-    else:
-        text = text.rstrip() + "\n\n" + markdown.rstrip() + "\n"
-    path.write_text(text.rstrip() + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--renders", type=int, default=200,
@@ -210,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown)
     if not options.no_record:
-        record(markdown, options.output)
+        record(markdown, options.output, SECTION)
         print(f"Recorded in {options.output}")
     return 0
 
