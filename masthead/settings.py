@@ -156,13 +156,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "masthead.core.staff_otp.StaffTwoFactorMiddleware",
+    "masthead.contributions.security.DonorDataTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "masthead.core.middleware.CSPMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
-    # Wagtail's site lookup and routing, remembered per publication generation.
-    "masthead.publishing.routing.RouteCacheMiddleware",
 ]
 
 ROOT_URLCONF = "masthead.urls"
@@ -396,10 +394,9 @@ WAGTAIL_ENABLE_UPDATE_CHECK = False
 WAGTAIL_GRAVATAR_PROVIDER_URL = None
 WAGTAILFRONTENDCACHE = {}
 if env("MASTHEAD_CDN_PURGE_URL"):
-    # Any HTTP PURGE-capable cache in front: the shipped nginx config (deploy/nginx/, one
-    # PURGE per cached encoding), Varnish, Fastly-style.
+    # Any HTTP PURGE-capable cache (Varnish, Nginx with purge, Fastly-style) in front.
     WAGTAILFRONTENDCACHE["cdn"] = {
-        "BACKEND": "masthead.core.frontcache.PurgeBackend",
+        "BACKEND": "wagtail.contrib.frontend_cache.backends.HTTPBackend",
         "LOCATION": env("MASTHEAD_CDN_PURGE_URL"),
     }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -488,18 +485,6 @@ LOGGING = {
 # --- Masthead -------------------------------------------------------------------------------
 
 MASTHEAD_OUTLET_NAME = WAGTAIL_SITE_NAME
-# The outlet's name in other languages, "ru=Фонарь,uk=Ліхтар" (masthead.core.outlet); the
-# demo's default name comes with its Russian one.
-MASTHEAD_OUTLET_NAMES = {
-    code.strip(): name.strip()
-    for code, _sep, name in (
-        item.partition("=")
-        for item in env_list(
-            "MASTHEAD_OUTLET_NAMES", "" if env("MASTHEAD_OUTLET_NAME") else "ru=Фонарь"
-        )
-    )
-    if code.strip() and name.strip()
-}
 # Key for personal data encrypted at rest (donor and subscriber emails). A urlsafe base64
 # Fernet key, or several separated by commas (the first encrypts, all decrypt: rotation).
 MASTHEAD_DATA_KEYS = env("MASTHEAD_DATA_KEYS")
@@ -512,8 +497,6 @@ _PAYMENT_BACKENDS = {
     "sandbox": "masthead.contributions.providers.sandbox.SandboxProvider",
     "stripe": "masthead.contributions.providers.stripe.StripeProvider",
     "paypal": "masthead.contributions.providers.paypal.PayPalProvider",
-    "btcpay": "masthead.contributions.providers.btcpay.BTCPayProvider",
-    "banktransfer": "masthead.contributions.providers.banktransfer.BankTransferProvider",
 }
 MASTHEAD_PAYMENT_PROVIDERS = {
     key: {
@@ -527,23 +510,14 @@ MASTHEAD_PAYMENT_PROVIDERS = {
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE")  # a local stand-in in tests; empty = Stripe's own
+    "btcpay": "masthead.contributions.providers.btcpay.BTCPayProvider",
+    "banktransfer": "masthead.contributions.providers.banktransfer.BankTransferProvider",
 PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID")
 PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET")
 PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID")
 PAYPAL_LIVE = env_bool("PAYPAL_LIVE", False)
 PAYPAL_API_BASE = env("PAYPAL_API_BASE")  # a local stand-in in tests; empty = PayPal's own
 PAYPAL_PRODUCT_ID = env("PAYPAL_PRODUCT_ID")  # catalog product for plans (created if empty)
-# Stripe Checkout's payment method types ("card,sepa_debit,…"; wallets come with card).
-MASTHEAD_STRIPE_PAYMENT_METHODS = env_list("MASTHEAD_STRIPE_PAYMENT_METHODS", "card")
-# BTCPay Server (Greenfield API): the server, the store, an API key that may create and view
-# invoices, and the store webhook's secret (docs/contributions.md). Off unless listed above.
-BTCPAY_URL = env("BTCPAY_URL")
-BTCPAY_STORE_ID = env("BTCPAY_STORE_ID")
-BTCPAY_API_KEY = env("BTCPAY_API_KEY")
-BTCPAY_WEBHOOK_SECRET = env("BTCPAY_WEBHOOK_SECRET")
-# Pay-by-link plans (BTCPay, bank transfer): days a period's link stays payable before the
-# period counts as a failed attempt (dunning as for cards, MASTHEAD_DUNNING_MAX_TRIES).
-MASTHEAD_PAY_BY_LINK_DAYS = env_int("MASTHEAD_PAY_BY_LINK_DAYS", 7)
 # Accepted currencies and the smallest contribution in each, in minor units ("USD:200,…").
 MASTHEAD_CURRENCIES = env_list("MASTHEAD_CURRENCIES", "USD,EUR,GBP")
 MASTHEAD_DEFAULT_CURRENCY = env("MASTHEAD_DEFAULT_CURRENCY", MASTHEAD_CURRENCIES[0])
@@ -557,6 +531,17 @@ MASTHEAD_MINIMUM_AMOUNTS = {
             # MASTHEAD_CURRENCIES alone is a working configuration.
             ",".join(f"{c}:200" for c in ("USD", "EUR", "GBP") if c in MASTHEAD_CURRENCIES),
         )
+# Stripe Checkout's payment method types ("card,sepa_debit,…"; wallets come with card).
+MASTHEAD_STRIPE_PAYMENT_METHODS = env_list("MASTHEAD_STRIPE_PAYMENT_METHODS", "card")
+# BTCPay Server (Greenfield API): the server, the store, an API key that may create and view
+# invoices, and the store webhook's secret (docs/contributions.md). Off unless listed above.
+BTCPAY_URL = env("BTCPAY_URL")
+BTCPAY_STORE_ID = env("BTCPAY_STORE_ID")
+BTCPAY_API_KEY = env("BTCPAY_API_KEY")
+BTCPAY_WEBHOOK_SECRET = env("BTCPAY_WEBHOOK_SECRET")
+# Pay-by-link plans (BTCPay, bank transfer): days a period's link stays payable before the
+# period counts as a failed attempt (dunning as for cards, MASTHEAD_DUNNING_MAX_TRIES).
+MASTHEAD_PAY_BY_LINK_DAYS = env_int("MASTHEAD_PAY_BY_LINK_DAYS", 7)
     )
 }
 MASTHEAD_MAXIMUM_AMOUNT = env_int("MASTHEAD_MAXIMUM_AMOUNT", 1_000_000)  # minor units
@@ -566,27 +551,22 @@ MASTHEAD_DUNNING_MAX_TRIES = env_int("MASTHEAD_DUNNING_MAX_TRIES", 3)
 MASTHEAD_RECEIPT_NEUTRAL = env_bool("MASTHEAD_RECEIPT_NEUTRAL", False)
 MASTHEAD_RECEIPT_NEUTRAL_FROM = env("MASTHEAD_RECEIPT_NEUTRAL_FROM", "Receipts <noreply@localhost>")
 MASTHEAD_RECEIPT_NEUTRAL_SUBJECT = env("MASTHEAD_RECEIPT_NEUTRAL_SUBJECT", "Your receipt")
-# ... and what providers show (product names, descriptions, card statement suffix).
-MASTHEAD_NEUTRAL_PRODUCT_NAME = env("MASTHEAD_NEUTRAL_PRODUCT_NAME", "Online services")
-MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR = env("MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR", "SERVICES")
 MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 3600)
 # Webhooks older than this (seconds) are refused as replays.
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
-# A plan whose renewal is this late (seconds past its due date) is re-checked with its provider.
-MASTHEAD_RENEWAL_GRACE = env_int("MASTHEAD_RENEWAL_GRACE", 3 * 24 * 3600)
 # Checkouts one address may start per hour (each creates a provider session); 0 = no limit.
 MASTHEAD_CHECKOUTS_PER_IP = env_int("MASTHEAD_CHECKOUTS_PER_IP", 60)
-# Staff who can see readers' personal data (donors, subscribers) must use two-factor
-# authentication in the admins (masthead.core.staff_otp). Always on in production; other apps'
-# admin tests run without it (the tests of two-factor itself switch it on).
+# Staff who can see donors must use two-factor authentication in the admins. Always on in
+# production; other apps' admin tests run without it (the contributions tests switch it on).
 MASTHEAD_STAFF_TWO_FACTOR = PRODUCTION or env_bool("MASTHEAD_STAFF_TWO_FACTOR", not TESTING)
-# The name authenticator apps show above the staff account: the newsroom's, not the host's.
-OTP_TOTP_ISSUER = env("MASTHEAD_TWO_FACTOR_ISSUER", MASTHEAD_OUTLET_NAME)
 
 # --- campaigns ---
 # Days a browser counts as a supporter after contributing there (per frequency): campaigns for
+# ... and what providers show (product names, descriptions, card statement suffix).
+MASTHEAD_NEUTRAL_PRODUCT_NAME = env("MASTHEAD_NEUTRAL_PRODUCT_NAME", "Online services")
+MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR = env("MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR", "SERVICES")
 # non-supporters are not shown to it meanwhile. Only a date is kept, in its localStorage.
 MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS = {
     "once": env_int("MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS_ONCE", 90),
