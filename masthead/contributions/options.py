@@ -103,6 +103,7 @@ class Method:
     key: str
     name: str
     marks: tuple[str, ...]
+    note: str = ""  # what the method costs the reader in privacy (methods.py)
 
 
 @dataclass(frozen=True)
@@ -312,12 +313,10 @@ def _presets(currency: Currency, rows) -> dict[str, Presets]:
 
 
 def _methods() -> tuple[Method, ...]:
+    from .methods import describe
     from .providers import enabled_providers
 
-    return tuple(
-        Method(key=p.key, name=str(p.display_name), marks=tuple(str(m) for m in p.marks))
-        for p in enabled_providers()
-    )
+    return tuple(Method(p.key, *describe(p)) for p in enabled_providers())
 
 
 def load_giving_options(codes: list[str] | None = None) -> GivingOptions:
@@ -379,6 +378,7 @@ def giving_options(currency: str | None = None) -> dict[str, Any]:
         "minimums": {c.code: c.minimum for c in config.currencies},
         "minimum_label": money.format(money.minimum),
         "methods": [
-            {"key": m.key, "name": m.name, "marks": list(m.marks)} for m in options.methods
+            {"key": m.key, "name": m.name, "marks": list(m.marks), "note": m.note}
+            for m in options.methods
         ],
     }

@@ -31,6 +31,13 @@ def product_name(frequency: str = "once") -> str:
     return f"Contribution to {outlet}"
 
 
+def catalogue_name() -> str:
+    """A product standing for every recurring plan (PayPal's catalogue product)."""
+    if neutral():
+        return settings.MASTHEAD_NEUTRAL_PRODUCT_NAME
+    return f"Support {settings.MASTHEAD_OUTLET_NAME}"
+
+
 def brand_name() -> str:
     """The merchant name shown on a hosted checkout page that lets us choose it (PayPal)."""
     return settings.MASTHEAD_NEUTRAL_PRODUCT_NAME if neutral() else settings.MASTHEAD_OUTLET_NAME

@@ -17,8 +17,10 @@ Invoice events become our neutral events:
 InvoiceReceivedPayment,       the payment is seen (awaiting confirmations): the donor is
 InvoiceProcessing             known, the contribution stays pending
 InvoiceSettled                succeeded (``overPaid``/``manuallyMarked`` noted as reason)
-InvoiceExpired                nothing paid: abandoned (a plan's period: a failed attempt);
-                              ``partiallyPaid``: failed, reason "underpaid" — never a receipt
+InvoiceExpired                nothing paid: abandoned (a plan's period: nothing — its
+                              link opens a fresh invoice, and the pay-by-link job decides
+                              when the period failed); ``partiallyPaid``: failed, reason
+                              "underpaid" — never a receipt
 InvoiceInvalid                failed (reason "invalid")
 InvoiceCreated,               nothing (an invoice-level event decides)
 InvoicePaymentSettled
@@ -258,7 +260,10 @@ class BTCPayProvider(PaymentProvider):
             if payload.get("partiallyPaid"):
                 return [seen, _failed("underpaid", attempt, refs)]
             if renewal:
-                return [_failed("expired", attempt, refs)]
+                # A plan's period stays payable through a fresh invoice; when it counts as
+                # failed is the pay-by-link job's call (MASTHEAD_PAY_BY_LINK_DAYS), not this
+                # invoice's expiry.
+                return []
             return [PaymentEvent(kind=EventKind.CHECKOUT_ABANDONED, **refs)]
         if event_type == "InvoiceInvalid":
             return [_failed("invalid", attempt, refs)]

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
 from django.db import IntegrityError
 
+from .. import wording
 from ..money import EXPONENTS
 from .base import (
     CheckoutUrls,
@@ -186,7 +187,7 @@ class PayPalProvider(PaymentProvider):
     # --- checkout -----------------------------------------------------------------------
 
     def start_checkout(self, contribution, plan, urls: CheckoutUrls) -> str:
-        outlet = settings.MASTHEAD_OUTLET_NAME
+        outlet = wording.brand_name()  # neutral with MASTHEAD_RECEIPT_NEUTRAL
         if plan is None:
             order = self._sdk(
                 self.client.orders.create_order,
@@ -197,7 +198,7 @@ class PayPalProvider(PaymentProvider):
                             {
                                 "reference_id": str(contribution.pk),
                                 "custom_id": f"c{contribution.pk}",
-                                "description": f"Contribution to {outlet}"[:127],
+                                "description": wording.product_name("once")[:127],
                                 "amount": {
                                     "currency_code": contribution.currency,
                                     "value": to_major(contribution.amount, contribution.currency),
@@ -254,25 +255,27 @@ class PayPalProvider(PaymentProvider):
 
         if settings.PAYPAL_PRODUCT_ID:
             return settings.PAYPAL_PRODUCT_ID
-        known = ProviderObject.objects.filter(provider=self.key, key="product").first()
+        # The neutral wording is another catalogue product (its name is the donor's history).
+        key = "product:neutral" if wording.neutral() else "product"
+        known = ProviderObject.objects.filter(provider=self.key, key=key).first()
         if known:
             return known.remote_id
         product = self._raw(
             "POST",
             "/v1/catalogs/products",
             {
-                "name": f"Support {settings.MASTHEAD_OUTLET_NAME}"[:127],
+                "name": wording.catalogue_name()[:127],
                 "type": "SERVICE",
                 "category": "NONPROFIT",
             },
-            request_id="masthead-product",
+            request_id=f"masthead-{key.replace(':', '-')}",
         )
-        return self._remember("product", str(product["id"]))
+        return self._remember(key, str(product["id"]))
 
     def _billing_plan(self, frequency: str, currency: str, amount: int) -> str:
         from ..models import ProviderObject
 
-        key = f"plan:{frequency}:{currency}:{amount}"
+        key = f"plan:{frequency}:{currency}:{amount}" + (":neutral" if wording.neutral() else "")
         known = ProviderObject.objects.filter(provider=self.key, key=key).first()
         if known:
             return known.remote_id

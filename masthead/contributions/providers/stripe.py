@@ -18,6 +18,8 @@ from typing import Any
 import stripe
 from django.conf import settings
 
+from .. import wording
+from ..methods import stripe_method_types
 from .base import (
     CheckoutUrls,
     EventKind,
@@ -65,27 +67,32 @@ class StripeProvider(PaymentProvider):
     # --- checkout -----------------------------------------------------------------------
 
     def start_checkout(self, contribution, plan, urls: CheckoutUrls) -> str:
-        outlet = settings.MASTHEAD_OUTLET_NAME
         metadata = {"contribution_id": str(contribution.pk), "source": contribution.source}
         price: dict[str, Any] = {
             "currency": contribution.currency.lower(),
             "unit_amount": contribution.amount,
-            "product_data": {"name": f"Contribution to {outlet}"},
+            "product_data": {"name": wording.product_name("once")},
         }
         params: dict[str, Any] = {
             "success_url": urls.success,
             "cancel_url": urls.cancel,
             "client_reference_id": str(contribution.pk),
             "metadata": metadata,
+            # Configuration, not code (MASTHEAD_STRIPE_PAYMENT_METHODS); wallets come with
+            # card. Delayed methods (SEPA) complete unpaid and settle by async_payment_*.
+            "payment_method_types": stripe_method_types(),
         }
         if plan is None:
             params["mode"] = "payment"
             params["submit_type"] = "donate"
             params["payment_intent_data"] = {"metadata": metadata}
+            if wording.statement_suffix():
+                suffix = wording.statement_suffix()
+                params["payment_intent_data"]["statement_descriptor_suffix"] = suffix
         else:
             metadata["plan_id"] = str(plan.pk)
             price["recurring"] = {"interval": INTERVALS[plan.frequency]}
-            price["product_data"] = {"name": f"{plan.get_frequency_display()} support for {outlet}"}
+            price["product_data"] = {"name": wording.product_name(plan.frequency)}
             params["mode"] = "subscription"
             params["subscription_data"] = {"metadata": metadata}
         params["line_items"] = [{"price_data": price, "quantity": 1}]
