@@ -3,14 +3,18 @@
 :func:`render_edition` renders the HTML (CSS inlined with css-inline) and the plain-text part
 once, with placeholders where each recipient's greeting and unsubscribe link go.
 :class:`MessageTemplate` then pre-encodes everything that is the same for every recipient
-(headers, the quoted-printable body split at the placeholders), so a personalised message is
-a join of a few byte strings: no template rendering, no MIME building per recipient. It also
+(headers, the body split at the placeholders), so a personalised message is a join of a few
+byte strings: no template rendering, no MIME building per recipient. Bodies are compact in
+every script: 8bit for a server that offers 8BITMIME (long lines wrapped: text as
+format=flowed, HTML at spaces between words), else quoted-printable or base64, whichever is
+smaller for that part (Cyrillic: base64, about 2.7 bytes a letter instead of QP's 6). It also
 builds ordinary Django email messages for email backends that need them (django-anymail,
 the outbox).
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import html
 import re
@@ -221,12 +225,13 @@ def dot_stuff(data: bytes) -> bytes:
 
 
 class _Split:
-    """A quoted-printable body split at the placeholders, for cheap per-recipient joins.
+    """A body split at the placeholders, for cheap per-recipient joins: each fixed piece is
+    encoded (``encode``: quoted-printable, or UTF-8 as it is for 7bit/8bit) and dot-stuffed
+    for SMTP here, once; :meth:`fill` only stuffs the short values (a value that starts a
+    line and begins with "." included)."""
 
-    The fixed parts are encoded and dot-stuffed for SMTP here, once; :meth:`fill` only
-    stuffs the short values (a value that starts a line and begins with "." included)."""
-
-    def __init__(self, text: str):
+    def __init__(self, text: str, encode=None):
+        encode = encode or _qp
         pattern = re.compile(f"({re.escape(UNSUBSCRIBE)}|{re.escape(GREETING)})")
         pieces = pattern.split(text)
         self.parts: list[bytes | tuple[str, bool]] = []
@@ -237,7 +242,7 @@ class _Split:
                 self.parts.append((piece, previous.endswith(b"\n")))
                 previous = b"x"
             elif piece:
-                encoded = _qp(piece)
+                encoded = encode(piece)
                 self.parts.append(dot_stuff(encoded) if previous.endswith(b"\n") else
                                   encoded.replace(b"\r\n.", b"\r\n.."))
                 previous = encoded
@@ -252,6 +257,138 @@ class _Split:
                 value = values[name].replace(b"\r\n.", b"\r\n..")
                 out.append(b"." + value if line_start and value.startswith(b".") else value)
         return b"".join(out)
+
+
+# --- Compact bodies: 8bit with wrapped lines, or the smaller of quoted-printable and base64 ---
+
+# A line of a 7bit/8bit body may have 998 octets (RFC 5322 2.1.1). Lines are wrapped well
+# below that, counting each placeholder at its largest filled size (a 100-character name in
+# a greeting, an unsubscribe URL), so that no recipient's message goes over.
+_LONG_LINE = 700
+_PLACEHOLDER_BYTES = 300
+_FLOW_WIDTH = 76
+_PLACEHOLDERS = re.compile(f"{re.escape(UNSUBSCRIBE)}|{re.escape(GREETING)}")
+
+
+def _octets(line: str) -> int:
+    return len(_PLACEHOLDERS.sub("x" * _PLACEHOLDER_BYTES, line).encode())
+
+
+def _unix(text: str) -> str:
+    return text.replace("\r\n", "\n")
+
+
+def flow_text(text: str) -> tuple[str, bool]:
+    """``text`` with its too-long lines wrapped as format=flowed (RFC 3676, DelSp=no): a
+    wrapped line ends with a space, so a flowed-aware reader joins it back; (text, flowed?).
+    Text without long lines comes back as it was."""
+    lines = _unix(text).split("\n")
+    if all(_octets(line) <= _LONG_LINE for line in lines):
+        return text, False
+    out = []
+    for line in lines:
+        line = line.rstrip(" ")
+        if line.startswith((" ", ">", "From ")):
+            line = " " + line  # space-stuffing: the reader removes one leading space
+        if len(line) <= _FLOW_WIDTH and _octets(line) <= _LONG_LINE:
+            out.append(line)
+            continue
+        words = line.split(" ")
+        current = words[0]
+        for word in words[1:]:
+            if len(current) + 1 + len(word) > _FLOW_WIDTH and current.strip():
+                out.append(current + " ")
+                current = word
+            else:
+                current += " " + word
+        out.append(current)
+    return "\n".join(out), True
+
+
+_TAG_OR_TEXT = re.compile(r"<[^>]*>|[^<]+")
+
+
+def wrap_html(html_text: str, width: int = 500) -> str:
+    """Break HTML lines that are too long for 8bit at spaces between words (outside tags),
+    where a line break renders the same as the space it replaces."""
+    lines = _unix(html_text).split("\n")
+    out = []
+    for line in lines:
+        if _octets(line) <= _LONG_LINE:
+            out.append(line)
+            continue
+        current, size = [], 0
+        for match in _TAG_OR_TEXT.finditer(line):
+            token = match.group()
+            if token.startswith("<"):
+                current.append(token)
+                size += _octets(token)
+                continue
+            for index, word in enumerate(token.split(" ")):
+                grown = _octets(word) + (1 if index else 0)
+                if index and size + grown > width and size:
+                    out.append("".join(current))
+                    current, size = [word], _octets(word)
+                else:
+                    current.append((" " if index else "") + word)
+                    size += grown
+        out.append("".join(current))
+    return "\n".join(out)
+
+
+def _utf8_crlf(text: str) -> bytes:
+    return _unix(text).replace("\n", "\r\n").encode()
+
+
+def _base64(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+class _Part:
+    """One body part (text or HTML) in one transfer encoding."""
+
+    def __init__(self, kind: str, boundary: str, text: str, *, eightbit: bool):
+        self.kind = kind
+        extra = ""
+        ascii_only = text.isascii()
+        wrapped = text
+        if eightbit or ascii_only:
+            if kind == "plain":
+                wrapped, flowed = flow_text(text)
+                extra = "; format=flowed" if flowed else ""
+            else:
+                wrapped = wrap_html(text)
+        fits = all(_octets(line) <= 998 - 2 for line in _unix(wrapped).split("\n"))
+        if fits and (ascii_only or eightbit):
+            self.encoding = "7bit" if ascii_only else "8bit"
+            self.text = wrapped
+        else:
+            extra = ""
+            self.text = text
+            data = text.encode()
+            self.encoding = (
+                "quoted-printable" if len(_qp(text)) <= len(data) * 4 // 3 * 78 // 76 + 4
+                else "base64"
+            )
+        self.open = (
+            f"--{boundary}\r\nContent-Type: text/{kind}; charset=utf-8{extra}\r\n"
+            f"Content-Transfer-Encoding: {self.encoding}\r\n\r\n"
+        ).encode()
+        if self.encoding == "base64":
+            self.split = None
+        else:
+            self.split = _Split(self.text, _qp if self.encoding == "quoted-printable"
+                                else _utf8_crlf)
+
+    def body(self, greeting: str, url: str) -> bytes:
+        if self.split is None:
+            body = _base64(personalise_str(self.text, greeting, url).encode())
+            return body[:-2] if body.endswith(b"\r\n") else body
+        encode = _qp if self.encoding == "quoted-printable" else str.encode
+        return self.split.fill({
+            UNSUBSCRIBE: url.encode("ascii"),
+            GREETING: encode(greeting) if greeting else b"",
+        })
 
 
 def _header(name: str, value: str) -> bytes:
@@ -327,13 +464,18 @@ class MessageTemplate:
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
         )
         self.head = b"".join(head)
-        part = "--{b}\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
-        part += "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        self.text_open = part.format(b=boundary, kind="plain").encode()
-        self.html_open = ("\r\n" + part.format(b=boundary, kind="html")).encode()
+        self.boundary = boundary
         self.close = f"\r\n--{boundary}--\r\n".encode()
-        self.text_split = _Split(text_body)
-        self.html_split = _Split(html_body)
+        # Two wire forms: 8bit for servers that offer 8BITMIME (and for building a Django
+        # message), else 7bit-safe (quoted-printable or base64 per part).
+        self.parts = {
+            eightbit: (
+                _Part("plain", boundary, text_body, eightbit=eightbit),
+                _Part("html", boundary, html_body, eightbit=eightbit),
+            )
+            for eightbit in (True, False)
+        }
+        self.needs_8bitmime = any(p.encoding == "8bit" for p in self.parts[True])
 
     @classmethod
     def for_delivery(cls, delivery) -> MessageTemplate:
@@ -353,9 +495,11 @@ class MessageTemplate:
         # which lets mail programs hide the duplicate.
         return f"<{self.message_id_prefix}.{recipient.subscription_id}@{self.host}>"
 
-    def raw(self, recipient: Recipient) -> bytes:
+    def raw(self, recipient: Recipient, eightbit: bool = False) -> bytes:
         """The complete message, CRLF line ends, dot-stuffed for SMTP's DATA (headers never
-        start with "."): send it followed by ".\r\n". For a parser, undo the stuffing."""
+        start with "."): send it followed by ".\r\n". For a parser, undo the stuffing.
+        ``eightbit``: the server offered 8BITMIME (send ``MAIL FROM … BODY=8BITMIME`` when
+        :attr:`needs_8bitmime`)."""
         url = self.unsubscribe_url(recipient.token)
         greeting = greeting_text(self.newsletter, recipient.name)
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{quote(recipient.token)}"
@@ -364,21 +508,17 @@ class MessageTemplate:
             f"Message-ID: {self.message_id(recipient)}\r\n"
             f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n"
         ).encode("ascii")
-        url_qp = url.encode("ascii")
-        text_values = {UNSUBSCRIBE: url_qp, GREETING: _qp(greeting) if greeting else b""}
-        html_values = {
-            UNSUBSCRIBE: url_qp,
-            GREETING: _qp(html.escape(greeting)) if greeting else b"",
-        }
+        text, html_part = self.parts[eightbit]
         return b"".join(
             (
                 _date_header(),
                 headers,
                 self.head,
-                self.text_open,
-                self.text_split.fill(text_values),
-                self.html_open,
-                self.html_split.fill(html_values),
+                text.open,
+                text.body(greeting, url),
+                b"\r\n",
+                html_part.open,
+                html_part.body(html.escape(greeting), url),
                 self.close,
             )
         )

@@ -67,8 +67,9 @@ class SMTPPipelineSender:
         self.template = template
         self.smtp: smtplib.SMTP | None = None
         self.pipelining = False
-        envelope = template.envelope_from.encode("ascii")
-        self.mail_from = b"MAIL FROM:<" + envelope + b">\r\n"
+        self.eightbit = False
+        self.envelope = template.envelope_from.encode("ascii")
+        self.mail_from = b"MAIL FROM:<" + self.envelope + b">\r\n"
 
     def open(self) -> None:
         cls = smtplib.SMTP_SSL if settings.EMAIL_USE_SSL else smtplib.SMTP
@@ -85,6 +86,10 @@ class SMTPPipelineSender:
         if settings.EMAIL_HOST_USER:
             smtp.login(settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD)
         self.pipelining = smtp.has_extn("pipelining") and settings.MASTHEAD_NEWSLETTER_PIPELINING
+        # Compact bodies (8bit UTF-8) need the server's 8BITMIME; else 7bit-safe encodings.
+        self.eightbit = smtp.has_extn("8bitmime")
+        body = b" BODY=8BITMIME" if self.eightbit and self.template.needs_8bitmime else b""
+        self.mail_from = b"MAIL FROM:<" + self.envelope + b">" + body + b"\r\n"
         self.smtp = smtp
 
     def close(self) -> None:
@@ -99,7 +104,7 @@ class SMTPPipelineSender:
         return self.mail_from + b"RCPT TO:<" + recipient.email.encode("ascii") + b">\r\nDATA\r\n"
 
     def _data(self, recipient: Recipient) -> bytes:
-        return self.template.raw(recipient) + b".\r\n"
+        return self.template.raw(recipient, self.eightbit) + b".\r\n"
 
     def send(self, recipients: list[Recipient]) -> list[Result]:
         results: list[Result] = []
