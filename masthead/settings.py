@@ -556,6 +556,8 @@ MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
+# A plan whose renewal is this late (seconds past its due date) is re-checked with its provider.
+MASTHEAD_RENEWAL_GRACE = env_int("MASTHEAD_RENEWAL_GRACE", 3 * 24 * 3600)
 # Checkouts one address may start per hour (each creates a provider session); 0 = no limit.
 MASTHEAD_CHECKOUTS_PER_IP = env_int("MASTHEAD_CHECKOUTS_PER_IP", 60)
 # Staff who can see donors must use two-factor authentication in the admins. Always on in

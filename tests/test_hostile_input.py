@@ -177,7 +177,8 @@ class Samples:
 
 def build_samples() -> Samples:
     from masthead.campaigns.models import Variant
-    from masthead.contributions import services
+    from masthead.contributions import giving
+    from masthead.contributions import tokens as giving_tokens
     from masthead.contributions.models import Contribution, Donor
     from masthead.newsletters import tokens
     from masthead.newsletters.models import Edition, EditionLink, Newsletter, Subscription
@@ -198,7 +199,7 @@ def build_samples() -> Samples:
     subscriptions = list(Subscription.objects.select_related("subscriber")[:2])
     contributions = list(Contribution.objects.all()[:3])
     for provider, frequency in (("sandbox", "once"), ("stripe", "monthly"), ("paypal", "once")):
-        pending, _url = services.start_contribution(
+        pending, _url = giving.start_contribution(
             frequency=frequency, amount=500, currency="USD", provider_key=provider,
             name="", is_public=False, message="", source="hostile",
             base_url="http://testserver",
@@ -208,8 +209,8 @@ def build_samples() -> Samples:
     by_name = {
         "token": [tokens.make_confirm_token(s) for s in subscriptions]
         + [tokens.make_unsubscribe_token(s.pk) for s in subscriptions]
-        + [services.checkout_token(c) for c in contributions]
-        + [services.manage_token(d) for d in donors],
+        + [giving_tokens.checkout_token(c) for c in contributions]
+        + [giving_tokens.manage_token(d) for d in donors],
         "provider_key": ["sandbox", "stripe", "paypal", "btcpay", "bank"],
         "slug": [p.slug for p in SectionPage.objects.all()[:2]],
         "newsletter": [n.slug for n in Newsletter.objects.all()[:2]],
@@ -799,12 +800,12 @@ def test_search_with_odd_quoting_finds_the_words(world, query):
 def test_return_from_a_provider_switched_off_since_checkout(world):
     """A reader back from a provider the operator has since removed sees the thank-you page,
     not a 500."""
-    from masthead.contributions import services
+    from masthead.contributions import tokens
     from masthead.contributions.models import Contribution
 
     contribution = Contribution.objects.filter(paid_at__isnull=True).first()
     Contribution.objects.filter(pk=contribution.pk).update(provider="retired")
-    token = services.checkout_token(contribution)
+    token = tokens.checkout_token(contribution)
     response = _client().get(f"/support/checkout/{token}/return/", {"token": "x"})
     assert response.status_code == 302
     assert response["Location"].endswith(f"/support/checkout/{token}/thanks/")

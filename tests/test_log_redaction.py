@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from masthead.contributions.services import manage_token
+from masthead.contributions.tokens import manage_token
 from masthead.newsletters.tokens import make_confirm_token, make_unsubscribe_token
 
 SECRET_QUERY = "session_id=cs_test_secretsession"

@@ -56,7 +56,7 @@ def plan_language(plan: RecurringPlan) -> str:
 
 def _manage_url(donor: Donor) -> str:
     # on the email link host (a mirror when the main domain is blocked), not the request's
-    from .services import absolute, manage_token
+    from .tokens import absolute, manage_token
 
     return absolute(reverse("contributions:manage", args=[manage_token(donor)]), email_link_base())
 

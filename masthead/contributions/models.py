@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -127,6 +128,9 @@ class RecurringPlan(models.Model):
         null=True, blank=True, help_text="When the donor was told the plan ended (once)."
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When reconciliation last asked the provider."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -312,6 +316,89 @@ class ProviderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.event_id}"
+
+
+class ChangeCause(models.TextChoices):
+    """Why a status changed: a provider's event, or who acted here."""
+
+    PROVIDER = "provider", _("Provider event")
+    RETURN = "return", _("Reader came back from the provider")
+    RECONCILE = "reconcile", _("Reconciliation (asked the provider)")
+    CHECKOUT = "checkout", _("Checkout refused by the provider")
+    READER = "reader", _("Reader left the checkout")
+    DONOR = "donor", _("Donor (manage page)")
+    DUNNING = "dunning", _("Last failed try (dunning)")
+    STAFF = "staff", _("Staff")
+    ERASURE = "erasure", _("Erasure of the donor")
+
+
+class StatusChangeQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Status history is append-only: entries are never changed.")
+
+    def delete(self):
+        raise PermissionError("Status history is append-only: entries are never deleted.")
+
+
+class StatusChange(models.Model):
+    """One status change of a contribution or a plan: from, to, when and why.
+
+    Written only by :mod:`masthead.contributions.ledger`, in the same transaction as the
+    change; append-only (``save()`` refuses an update, ``delete()`` and queryset updates
+    refuse), as Liberapay's ``payin_events``. ``event`` is the stored provider event (or the
+    local finding, e.g. ``local:cancel:7``) that caused it; ``actor`` the staff member or
+    ``cause`` the kind of actor when it was not a provider.
+    """
+
+    wagtail_reference_index_ignore = True
+
+    contribution = models.ForeignKey(
+        Contribution, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
+    )
+    plan = models.ForeignKey(
+        RecurringPlan, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
+    )
+    from_status = models.CharField(max_length=12, blank=True, default="")
+    to_status = models.CharField(max_length=12)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    cause = models.CharField(max_length=10, choices=ChangeCause.choices)
+    event = models.ForeignKey(
+        "ProviderEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,  # the entry outlives the account; actor_name keeps who
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True, default="")
+    note = models.CharField(max_length=200, blank=True, default="")
+
+    objects = StatusChangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(contribution__isnull=False, plan__isnull=True)
+                    | models.Q(contribution__isnull=True, plan__isnull=False)
+                ),
+                name="status_change_of_one_record",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '—'} → {self.to_status} ({self.get_cause_display()})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None or kwargs.get("force_update"):
+            raise PermissionError("Status history is append-only: entries are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Status history is append-only: entries are never deleted.")
 
 
 class CheckoutSubmission(models.Model):

@@ -12,7 +12,8 @@ urlpatterns = [
     path("checkout/<str:token>/thanks/", views.thanks, name="thanks"),
     path("checkout/<str:token>/cancelled/", views.cancelled, name="cancelled"),
     path("checkout/<str:token>/return/", views.checkout_return, name="return"),
-    path("sandbox/<str:token>/", views.sandbox_checkout, name="sandbox_checkout"),
+    # This site's own checkout page, for providers that host it here (the sandbox's).
+    path("sandbox/<str:token>/", views.hosted_checkout, name="hosted_checkout"),
     path("webhooks/<slug:provider_key>/", views.webhook, name="webhook"),
     path("manage/", views.manage_request, name="manage_request"),
     path("manage/<str:token>/", views.manage, name="manage"),

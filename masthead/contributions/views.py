@@ -1,9 +1,12 @@
-"""Reader views of contributions: give, checkout, the sandbox checkout, thanks, self-service.
+"""Reader views of contributions: give, checkout, this site's own checkout page (the
+sandbox's), thanks, self-service, and the webhook endpoint.
 
 Views only validate input and turn bad input into clear 4xx pages; every write goes through
-:mod:`masthead.contributions.services`. The give page is the same for every reader and is
-cacheable; checkout is ``csrf_exempt`` because it is posted from cached pages (it only creates
-a pending record and a hosted checkout: no money moves without the provider's confirmation).
+:mod:`~masthead.contributions.giving` (the reader's and donor's actions) or
+:mod:`~masthead.contributions.ledger` (webhooks), never around them. The give page is the
+same for every reader and is cacheable; checkout is ``csrf_exempt`` because it is posted from
+cached pages (it only creates a pending record and a hosted checkout: no money moves without
+the provider's confirmation).
 Pages that reveal a donor (thanks, manage) are private: ``no-store``, never in the page cache,
 no referrer leaks of their tokens.
 """
@@ -16,7 +19,6 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -27,14 +29,14 @@ from masthead.core.pagecache import mark_public
 from masthead.core.ratelimit import client_address, spend
 from masthead.reach.hosts import reader_base_url
 
-from . import services
+from . import giving, ledger
 from .forms import ChangePlanForm, GiveForm, ManageLinkForm, SandboxPayForm
 from .models import Contribution, ContributionStatus, Frequency, PlanStatus
 from .money import currencies, format_money, parse_minor, to_major_text
 from .options import giving_options
 from .providers import UnknownProvider, WebhookError, get_provider
-from .providers.base import EventKind, PaymentEvent, ProviderError
-from .providers.sandbox import SandboxProvider
+from .providers.base import ProviderError
+from .tokens import contribution_from_token, donor_from_manage_token
 
 log = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 1024 * 1024
@@ -131,12 +133,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
         )
     )
     try:
-        url = services.start_contribution_once(
+        url = giving.start_contribution_once(
             submission,
             reuse_seconds=(
-                services.SUBMISSION_REUSE_SECONDS
+                giving.SUBMISSION_REUSE_SECONDS
                 if data["submission"]
-                else services.SUBMISSION_REUSE_SECONDS_WITHOUT_KEY
+                else giving.SUBMISSION_REUSE_SECONDS_WITHOUT_KEY
             ),
             frequency=data["frequency"],
             amount=data["amount_minor"],
@@ -166,7 +168,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
 
 def _contribution_or_404(token: str) -> Contribution:
-    contribution = services.contribution_from_token(token)
+    contribution = contribution_from_token(token)
     if contribution is None:
         raise Http404("This link is not valid.")
     return contribution
@@ -175,15 +177,17 @@ def _contribution_or_404(token: str) -> Contribution:
 @never_cache
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
-def sandbox_checkout(request: HttpRequest, token: str) -> HttpResponse:
-    """The sandbox's hosted checkout: complete, fail or cancel — no real money."""
+def hosted_checkout(request: HttpRequest, token: str) -> HttpResponse:
+    """This site's checkout page, for a provider that hosts it here (the sandbox): complete,
+    fail or cancel. The choice becomes the provider's signed webhook, accepted by the very
+    code the webhook endpoint runs (:func:`accept_webhook`)."""
     contribution = _contribution_or_404(token)
     try:
         provider = get_provider(contribution.provider)
     except UnknownProvider:
-        raise Http404("Not a sandbox payment.")
-    if not isinstance(provider, SandboxProvider):
-        raise Http404("Not a sandbox payment.")
+        raise Http404("Not a payment checked out here.")
+    if not provider.hosts_checkout_page:
+        raise Http404("Not a payment checked out here.")
     if contribution.paid_at:
         return redirect("contributions:thanks", token=token)
     form = SandboxPayForm(request.POST or None)
@@ -192,19 +196,25 @@ def sandbox_checkout(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "cancel":
-            provider.cancel_checkout(contribution)
+            _deliver(provider.key, provider.checkout_page_webhook(contribution, "cancel"))
             return _private(redirect("contributions:cancelled", token=token))
         if action not in ("complete", "fail"):
             status = 400
             form.add_error(None, _("Choose to complete, decline or cancel the payment."))
         elif not form.is_valid():
             status = 400
-        elif action == "fail":
-            provider.fail(contribution)
-            declined = True
         else:
-            provider.complete(contribution, form.cleaned_data["email"], form.cleaned_data["name"])
-            return _private(redirect("contributions:thanks", token=token, permanent=False))
+            signed = provider.checkout_page_webhook(
+                contribution,
+                action,
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"],
+            )
+            _deliver(provider.key, signed)
+            if action == "fail":
+                declined = True
+            else:
+                return _private(redirect("contributions:thanks", token=token, permanent=False))
     context = {
         "contribution": contribution,
         "amount": format_money(contribution.amount, contribution.currency),
@@ -231,19 +241,7 @@ def thanks(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD"])
 def cancelled(request: HttpRequest, token: str) -> HttpResponse:
     """The reader left the provider's checkout: nothing was charged; offer to try again."""
-    contribution = _contribution_or_404(token)
-    if not contribution.paid_at and not contribution.is_renewal:
-        services.record_findings(
-            contribution.provider,
-            f"local:abandon:{contribution.pk}",
-            [
-                PaymentEvent(
-                    kind=EventKind.CHECKOUT_ABANDONED,
-                    occurred_at=timezone.now(),
-                    contribution_id=contribution.pk,
-                )
-            ],
-        )
+    giving.abandon_checkout(_contribution_or_404(token))
     context = _give_context(
         request,
         None,
@@ -257,23 +255,15 @@ def cancelled(request: HttpRequest, token: str) -> HttpResponse:
 def checkout_return(request: HttpRequest, token: str) -> HttpResponse:
     """The reader is back from the provider (PayPal): confirm with it, then say thanks."""
     contribution = _contribution_or_404(token)
+    params = {k: v[:200] for k, v in request.GET.items()}
     try:
-        provider = get_provider(contribution.provider)
+        giving.confirm_return(contribution, params)
     except UnknownProvider:
         # Switched off since this checkout began: nothing to confirm with; the thank-you
         # page shows what is known (webhooks and the reconcile job settle the rest).
-        return _private(redirect("contributions:thanks", token=token))
-    params = {k: v[:200] for k, v in request.GET.items()}
-    try:
-        events = provider.handle_return(contribution, params)
+        pass
     except ProviderError as exc:
         log.warning("return from %s for #%s: %s", contribution.provider, contribution.pk, exc)
-        events = []
-    if events:
-        marker = "-".join(sorted({e.kind for e in events}))
-        services.record_findings(
-            contribution.provider, f"return:{contribution.pk}:{marker}", events
-        )
     return _private(redirect("contributions:thanks", token=token))
 
 
@@ -287,9 +277,17 @@ def webhook(request: HttpRequest, provider_key: str) -> HttpResponse:
         length = 0
     if length > MAX_WEBHOOK_BYTES:
         return JsonResponse({"error": "payload too large"}, status=413)
+    return accept_webhook(provider_key, request.body, request.headers)
+
+
+def accept_webhook(provider_key: str, body: bytes, headers) -> JsonResponse:
+    """The webhook endpoint's answer to one delivery (``ledger.receive_webhook`` verifies,
+    stores once and applies). This site's checkout page calls it too, with the request the
+    provider signed, rather than POSTing to itself: the same code and verification run,
+    without a second HTTP request to the host the reader used (a mirror or onion address
+    the server may not reach, and a deadlock on a one-worker server)."""
     try:
-        body = request.body
-        event = services.receive_webhook(provider_key, body, request.headers)
+        event = ledger.receive_webhook(provider_key, body, headers)
     except UnknownProvider:
         return JsonResponse({"error": "unknown provider"}, status=404)
     except WebhookError as exc:
@@ -297,6 +295,12 @@ def webhook(request: HttpRequest, provider_key: str) -> HttpResponse:
         return JsonResponse({"error": str(exc)}, status=exc.status)
     status = 202 if event.status == "failed" else 200
     return JsonResponse({"status": event.status, "id": event.event_id}, status=status)
+
+
+def _deliver(provider_key: str, signed) -> None:
+    response = accept_webhook(provider_key, signed.body, signed.headers)
+    if response.status_code >= 400:
+        log.error("a webhook this site signed was refused: %s", response.content[:200])
 
 
 @never_cache
@@ -330,7 +334,7 @@ def manage_request(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def manage(request: HttpRequest, token: str) -> HttpResponse:
     """A donor's own page: contributions, and change or cancel of recurring plans."""
-    donor = services.donor_from_manage_token(token)
+    donor = donor_from_manage_token(token)
     if donor is None:
         response = render(
             request,
@@ -349,7 +353,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             error, status = _("That plan or action is not valid."), 400
         elif action == "cancel":
             try:
-                services.cancel_plan(plan)
+                giving.cancel_plan(plan)
                 notice = _(
                     "Your recurring support is cancelled. No further payments will be taken."
                 )
@@ -363,7 +367,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
                 error, status = _("Please correct the amount below."), 400
             else:
                 try:
-                    services.change_plan(
+                    giving.change_plan(
                         plan,
                         amount=form.cleaned_data["amount"],
                         frequency=form.cleaned_data["frequency"],

@@ -3,7 +3,12 @@ events and preset amounts.
 
 Lists are filterable (status, frequency, currency, provider, date), exportable as CSV/XLSX, and
 show totals per currency for the filtered rows (net of refunds; recurring income per month for
-plans). Financial records are read-only here: they change only through provider events.
+plans). Financial records are read-only here: they change through provider events, and
+through the two staff actions on their inspect pages — cancel a recurring plan (at the
+provider, then here) and record a refund made outside the provider's webhooks — which go
+through the ledger with the acting user. The inspect pages of contributions and plans show
+their history as a timeline (every status change: from, to, when, which provider event or
+which staff member).
 Donors are searched by exact email (through the blind index); exporting a donor's data and
 erasing it are admin actions, guarded by their own permissions. Every view that shows a
 donor's decrypted details (inspect views, the donor list, export, erasure) writes an entry in
@@ -16,6 +21,7 @@ import datetime as dt
 import json
 
 import django_filters
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -25,6 +31,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 from wagtail import hooks
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.ui.components import Component
@@ -38,9 +45,10 @@ from wagtail.permissions import register_permission_policy
 from masthead.core.audit import AuditEntry, record_admin_view
 from masthead.core.crypto import email_index
 
-from . import services
+from . import giving, ledger
 from .models import (
     AmountPreset,
+    ChangeCause,
     Contribution,
     Donor,
     Frequency,
@@ -48,8 +56,10 @@ from .models import (
     ProviderEvent,
     RecurringPlan,
 )
-from .money import format_money
+from .money import AmountError, format_money, parse_major
+from .privacy import erase_donor, export_donor
 from .providers import ProviderError
+from .reports import totals_by_currency
 
 READ_ONLY_VIEWS = {"add", "edit", "delete", "copy", "history", "usage"}
 
@@ -105,6 +115,77 @@ class AuditedInspectView(InspectView):
         return response
 
 
+class RefundForm(forms.Form):
+    refunded = forms.CharField(
+        label=_("Total refunded so far"),
+        max_length=20,
+        help_text=_("In the contribution's currency, e.g. 5.00. Refunds only grow."),
+    )
+    note = forms.CharField(label=_("Note"), max_length=200, required=False)
+
+
+class CancelPlanForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("Cancel at the payment provider: no further payments"), required=True
+    )
+
+
+class HistoryInspectView(AuditedInspectView):
+    """Inspect a contribution or plan: its fields, its history as a timeline, and the staff
+    action that applies to it (if the user may take it)."""
+
+    template_name = "contributions/admin/inspect_history.html"
+
+    def staff_action(self) -> dict | None:
+        return None
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["history"] = self.object.history.select_related("event")
+        context["staff_action"] = self.staff_action()
+        return context
+
+
+class ContributionInspectView(HistoryInspectView):
+    def staff_action(self):
+        c = self.object
+        allowed = self.request.user.has_perm("contributions.change_contribution")
+        if not allowed or not c.paid_at or c.refunded_amount >= c.amount:
+            return None
+        return {
+            "title": _("Record a refund"),
+            "help": _(
+                "For a refund made outside the provider's notifications (a bank transfer, a "
+                "refund the provider did not report). It is written to the history with your "
+                "name."
+            ),
+            "form": RefundForm(),
+            "url": reverse("contributions_contribution:refund", args=[c.pk]),
+            "button": _("Record refund"),
+            "serious": False,
+        }
+
+
+class PlanInspectView(HistoryInspectView):
+    def staff_action(self):
+        plan = self.object
+        if not plan.is_live or not self.request.user.has_perm(
+            "contributions.change_recurringplan"
+        ):
+            return None
+        return {
+            "title": _("Cancel this plan"),
+            "help": _(
+                "Cancels the subscription at the payment provider, then here; the donor is "
+                "told by email. Written to the history with your name."
+            ),
+            "form": CancelPlanForm(),
+            "url": reverse("contributions_plan:cancel", args=[plan.pk]),
+            "button": _("Cancel plan"),
+            "serious": True,
+        }
+
+
 class DonorInspectView(AuditedInspectView):
     def audit_subject_id(self) -> int | None:
         return self.object.pk
@@ -141,7 +222,7 @@ class TotalsIndexView(IndexView):
         return context
 
     def totals(self, queryset):
-        return services.totals_by_currency(queryset)
+        return totals_by_currency(queryset)
 
 
 class ContributionIndexView(TotalsIndexView):
@@ -188,7 +269,7 @@ class ContributionViewSet(ReadOnlyViewSet):
     model = Contribution
     icon = "success"
     menu_label = _("Contributions")
-    inspect_view_class = AuditedInspectView
+    inspect_view_class = ContributionInspectView
     index_view_class = ContributionIndexView
     filterset_class = ContributionFilterSet
     list_display = [
@@ -220,6 +301,32 @@ class ContributionViewSet(ReadOnlyViewSet):
     ]
     export_headings = {"amount": "amount (minor units)", "export_source": "source"}
     export_filename = "contributions"
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("<int:pk>/refund/", require_POST(self.refund_view), name="refund"),
+        ]
+
+    def refund_view(self, request, pk):
+        if not request.user.has_perm("contributions.change_contribution"):
+            raise PermissionDenied
+        contribution = get_object_or_404(Contribution, pk=pk)
+        form = RefundForm(request.POST)
+        back = redirect("contributions_contribution:inspect", pk)
+        if not form.is_valid():
+            messages.error(request, _("Enter the total refunded so far."))
+            return back
+        try:
+            minor = parse_major(form.cleaned_data["refunded"], contribution.currency)
+            ledger.record_refund(
+                contribution, minor, actor=request.user, note=form.cleaned_data["note"]
+            )
+        except (AmountError, ValueError) as exc:
+            messages.error(request, _("Nothing recorded: %(error)s") % {"error": exc})
+            return back
+        messages.success(request, _("The refund is recorded."))
+        return back
     inspect_view_fields = [
         "id",
         "status",
@@ -261,7 +368,7 @@ class RecurringPlanViewSet(ReadOnlyViewSet):
     model = RecurringPlan
     icon = "repeat"
     menu_label = _("Recurring plans")
-    inspect_view_class = AuditedInspectView
+    inspect_view_class = PlanInspectView
     index_view_class = PlanIndexView
     filterset_class = PlanFilterSet
     list_display = [
@@ -288,6 +395,32 @@ class RecurringPlanViewSet(ReadOnlyViewSet):
         "donor_id",
     ]
     export_filename = "recurring-plans"
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("<int:pk>/cancel/", require_POST(self.cancel_view), name="cancel"),
+        ]
+
+    def cancel_view(self, request, pk):
+        if not request.user.has_perm("contributions.change_recurringplan"):
+            raise PermissionDenied
+        plan = get_object_or_404(RecurringPlan, pk=pk)
+        back = redirect("contributions_plan:inspect", pk)
+        if not CancelPlanForm(request.POST).is_valid():
+            messages.error(request, _("Tick the box to confirm the cancellation."))
+            return back
+        try:
+            giving.cancel_plan(plan, reason=ChangeCause.STAFF, actor=request.user)
+        except ProviderError as exc:
+            messages.error(
+                request,
+                _("The payment provider could not cancel it (%(error)s). Try again later.")
+                % {"error": exc},
+            )
+            return back
+        messages.success(request, _("The plan is cancelled."))
+        return back
 
 
 class DonorFilterSet(WagtailFilterSet):
@@ -336,7 +469,7 @@ class DonorViewSet(ReadOnlyViewSet):
         if not request.user.has_perm("contributions.view_donor"):
             raise PermissionDenied
         donor = get_object_or_404(Donor, pk=pk)
-        data = json.dumps(services.export_donor(donor), indent=2, ensure_ascii=False)
+        data = json.dumps(export_donor(donor), indent=2, ensure_ascii=False)
         record_admin_view(request, "donor", donor.pk, action=AuditEntry.Action.EXPORT)
         response = HttpResponse(data, content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="donor-{donor.pk}.json"'
@@ -349,7 +482,7 @@ class DonorViewSet(ReadOnlyViewSet):
         donor = get_object_or_404(Donor, pk=pk)
         if request.method == "POST":
             try:
-                services.erase_donor(donor)
+                erase_donor(donor, actor=request.user)
             except ProviderError as exc:
                 messages.error(
                     request,
@@ -435,7 +568,7 @@ class GivingSummaryPanel(Component):
         recent = Contribution.objects.filter(paid_at__gte=since)
         plans = RecurringPlan.objects.all()
         return {
-            "recent": services.totals_by_currency(recent),
+            "recent": totals_by_currency(recent),
             "recurring": recurring_totals(plans),
             "past_due": plans.filter(status=PlanStatus.PAST_DUE).count(),
             "contributions_url": reverse("contributions_contribution:index"),
@@ -447,3 +580,6 @@ class GivingSummaryPanel(Component):
 def add_giving_summary(request, panels):
     if request.user.has_perm("contributions.view_contribution"):
         panels.append(GivingSummaryPanel())
+
+
+from . import transfer_admin  # noqa: E402, F401  (Giving → Bank transfers)

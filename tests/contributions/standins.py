@@ -766,3 +766,27 @@ def _self_signed(key, common_name: str) -> str:
 
 def _iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def post_webhook(provider_key: str, body: bytes, headers: dict[str, str]):
+    """POST one webhook delivery through the real endpoint (the view, its verification and
+    the ledger), as the provider's servers do; returns the stored ProviderEvent."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from masthead.contributions.models import ProviderEvent
+
+    response = Client().generic(
+        "POST",
+        reverse("contributions:webhook", args=[provider_key]),
+        body,
+        content_type="application/json",
+        headers=headers,
+    )
+    assert response.status_code in (200, 202), response.content
+    return ProviderEvent.objects.get(provider=provider_key, event_id=response.json()["id"])
+
+
+def deliver(signed, provider_key: str = "sandbox"):
+    """Deliver a webhook request the sandbox signed (a ``SignedWebhook``) to the endpoint."""
+    return post_webhook(provider_key, signed.body, signed.headers)

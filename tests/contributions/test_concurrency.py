@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from masthead.contributions import services
+from masthead.contributions import giving, ledger
 from masthead.contributions.models import Contribution, ProviderEvent, RecurringPlan
 from masthead.contributions.signals import contribution_succeeded
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_simultaneous_duplicate_webhooks_apply_once(stripe_api, site):
-    contribution, _url = services.start_contribution(
+    contribution, _url = giving.start_contribution(
         frequency="monthly", amount=500, currency="USD", provider_key="stripe"
     )
     events = stripe_api.pay(contribution.checkout_ref, "race@example.org")
@@ -41,7 +41,7 @@ def test_simultaneous_duplicate_webhooks_apply_once(stripe_api, site):
             body = json.dumps(event).encode()
             signature = stripe_signature(body, WHSEC, signed_at)
             barrier.wait(timeout=30)
-            services.receive_webhook("stripe", body, {"Stripe-Signature": signature})
+            ledger.receive_webhook("stripe", body, {"Stripe-Signature": signature})
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
         finally:

@@ -9,9 +9,11 @@ import re
 import pytest
 from django.core import mail
 
-from masthead.contributions import emails, services
+from masthead.contributions import emails, giving
 from masthead.contributions.providers import get_provider
 from masthead.reach.models import Mirror
+
+from .standins import deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +30,10 @@ def blocked(settings, db):
 
 
 def give(frequency="monthly"):
-    contribution, _url = services.start_contribution(
+    contribution, _url = giving.start_contribution(
         frequency=frequency, amount=500, currency="USD", provider_key="sandbox"
     )
-    get_provider("sandbox").complete(contribution, "giver@example.org", "Gia Ver")
+    deliver(get_provider("sandbox").complete(contribution, "giver@example.org", "Gia Ver"))
     contribution.refresh_from_db()
     return contribution
 

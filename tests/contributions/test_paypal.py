@@ -19,7 +19,7 @@ from masthead.contributions.models import (
     ProviderEvent,
     RecurringPlan,
 )
-from masthead.contributions.services import checkout_token
+from masthead.contributions.tokens import checkout_token
 
 from .conftest import WEBHOOK_ID, manage_link_from
 from .standins import PayPalStandIn, _iso
@@ -194,7 +194,7 @@ def test_forged_and_replayed_paypal_webhooks_are_refused(client, site, paypal_ap
 def test_change_amount_and_frequency_revises_the_paypal_subscription(
     client, site, paypal_api, on_commit
 ):
-    from masthead.contributions import services
+    from masthead.contributions import giving
 
     start(client, frequency="monthly", amount="500")
     plan = RecurringPlan.objects.get()
@@ -205,7 +205,7 @@ def test_change_amount_and_frequency_revises_the_paypal_subscription(
         deliver(client, paypal_api, sale)
     plan.refresh_from_db()
     assert plan.status == PlanStatus.ACTIVE and first.pk
-    services.change_plan(plan, amount=1200, frequency="annual")
+    giving.change_plan(plan, amount=1200, frequency="annual")
     plans = paypal_api.calls("POST", "/v1/billing/plans")
     assert len(plans) == 2
     cycle = plans[1]["body"]["billing_cycles"][0]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from masthead.contributions import services
+from masthead.contributions import giving, ledger, reports
 from masthead.contributions.models import Contribution, ProviderEvent, RecurringPlan
 
 from .conftest import WHSEC
@@ -35,7 +35,7 @@ def build_stream(standin: StripeStandIn) -> list[dict]:
     events: list[dict] = []
 
     def start(frequency, amount, currency):
-        contribution, _url = services.start_contribution(
+        contribution, _url = giving.start_contribution(
             frequency=frequency,
             amount=amount,
             currency=currency,
@@ -121,7 +121,7 @@ def deliver_all(events: list[dict]) -> None:
     for event in events:
         body = json.dumps(event).encode()
         copy = copies[event["id"]] = copies.get(event["id"], -1) + 1
-        services.receive_webhook(
+        ledger.receive_webhook(
             "stripe", body, {"Stripe-Signature": stripe_signature(body, WHSEC, now + copy)}
         )
 
@@ -158,7 +158,7 @@ def snapshot() -> dict:
         )
         for p in RecurringPlan.objects.select_related("donor")
     )
-    totals = services.totals_by_currency(Contribution.objects.all())
+    totals = reports.totals_by_currency(Contribution.objects.all())
     return {"contributions": contributions, "plans": plans, "totals": totals}
 
 

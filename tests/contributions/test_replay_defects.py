@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from masthead.contributions import services
+from masthead.contributions import giving, ledger, reports
 from masthead.contributions.models import Contribution, ProviderEvent, RecurringPlan
 
 from .conftest import WEBHOOK_ID
@@ -48,7 +48,7 @@ def deliver_paypal(standin):
     def deliver(events: list[dict]) -> None:
         for event in events:  # each copy is its own transmission, signed afresh
             body, headers = standin.signed(event, WEBHOOK_ID)
-            services.receive_webhook("paypal", body, headers)
+            ledger.receive_webhook("paypal", body, headers)
 
     return deliver
 
@@ -80,7 +80,7 @@ def outcome() -> dict:
     )
     totals = [
         (t["currency"], t["gross"], t["net"])
-        for t in services.totals_by_currency(Contribution.objects.all())
+        for t in reports.totals_by_currency(Contribution.objects.all())
     ]
     return {
         "contributions": contributions,
@@ -118,7 +118,7 @@ def same_in_every_order(deliver, events, capture, rng: random.Random, first=()) 
 
 
 def start(provider_key, frequency="monthly", amount=500, currency="USD"):
-    contribution, _url = services.start_contribution(
+    contribution, _url = giving.start_contribution(
         frequency=frequency,
         amount=amount,
         currency=currency,

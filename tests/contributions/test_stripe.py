@@ -148,9 +148,9 @@ def test_change_amount_and_frequency_at_stripe(client, site, stripe_api, on_comm
         for event in stripe_api.pay(first.checkout_ref, "change@example.org"):
             deliver(client, event)
     plan = RecurringPlan.objects.get()
-    from masthead.contributions import services
+    from masthead.contributions import giving
 
-    services.change_plan(plan, amount=2000, frequency="annual")
+    giving.change_plan(plan, amount=2000, frequency="annual")
     [update] = stripe_api.calls("POST", f"/v1/subscriptions/{plan.provider_ref}")
     assert update["body"]["items[0][price_data][unit_amount]"] == "2000"
     assert update["body"]["items[0][price_data][recurring][interval]"] == "year"
@@ -231,7 +231,7 @@ def test_reconcile_asks_stripe_about_stuck_pending(client, site, stripe_api, on_
 
 
 def test_thanks_page_while_stripe_has_not_confirmed_yet(client, site, stripe_api):
-    from masthead.contributions.services import checkout_token
+    from masthead.contributions.tokens import checkout_token
 
     start(client, frequency="monthly", amount="500", currency="USD")
     contribution = Contribution.objects.get()

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.urls import reverse
 
-from masthead.contributions import services
+from masthead.contributions import giving
 from masthead.contributions.models import (
     Contribution,
     Donor,
@@ -150,7 +150,7 @@ def _paypal_headers_for(signer, body: bytes, when_text: str) -> dict:
 @pytest.fixture
 def pending(site, provider):
     key = provider[0]
-    contribution, _url = services.start_contribution(
+    contribution, _url = giving.start_contribution(
         frequency="once", amount=700, currency="USD", provider_key=key
     )
     return contribution
@@ -251,7 +251,7 @@ def test_the_deploy_check_fails_on_a_provider_without_a_webhook_secret(settings)
 
 
 def test_paypal_certificates_come_only_from_paypal(client, site, paypal_api):
-    contribution, _url = services.start_contribution(
+    contribution, _url = giving.start_contribution(
         frequency="once", amount=700, currency="USD", provider_key="paypal"
     )
     event = paypal_api.event("PAYMENT.CAPTURE.COMPLETED", {"id": "CAP", "custom_id": "c1"})

@@ -3,7 +3,26 @@
 A provider turns our pending :class:`Contribution` into a hosted checkout (one-off or
 recurring), verifies and parses its webhooks, translates them into :class:`PaymentEvent`
 objects that the rest of the app understands, and acts on a recurring plan (cancel, change
-amount or frequency). Nothing else in the app knows a provider's vocabulary.
+amount or frequency). Nothing else in the app knows a provider's vocabulary, and no code
+outside ``providers/`` asks which provider it has: differences are methods and capabilities
+here.
+
+The contract (what the ledger and the reader's pages rely on):
+
+- Providers never write to the database nor call the ledger: they *return* what they learned
+  (a list of :class:`PaymentEvent`) or, for webhooks, an :class:`IncomingEvent` from
+  :meth:`PaymentProvider.verify_webhook`; :mod:`masthead.contributions.ledger` applies it.
+  Every webhook, the sandbox's included, reaches ``ledger.receive_webhook`` through the
+  webhook view's code path and this class's verification.
+- Events name our records by our ids (``contribution_id``/``plan_id``, sent to the provider
+  as metadata) or by the provider's references; an event about something we never made is
+  recorded as not ours.
+- Calls that reach the provider raise :class:`ProviderError`; webhooks we refuse raise
+  :class:`WebhookError` with the HTTP status to answer.
+- Capabilities (class attributes, default off): ``hosts_checkout_page`` — the checkout is a
+  page on this site (the sandbox), whose buttons become signed webhooks through
+  :meth:`checkout_page_webhook`; ``simulates_events`` — :meth:`simulate` signs made-up
+  renewals, refunds and disputes (``masthead sandbox-event``); ``moves_real_money``.
 """
 
 from __future__ import annotations
@@ -86,11 +105,25 @@ class IncomingEvent:
     delivery_id: str = ""
 
 
+@dataclass(frozen=True)
+class SignedWebhook:
+    """A webhook request a provider made here (the sandbox): deliver it as the webhook view
+    does, with ``ledger.receive_webhook(provider_key, body, headers)``."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
 @dataclass
 class CheckoutUrls:
+    """Where the provider sends the reader back: ``success`` (thanks), ``cancel`` (left the
+    checkout), ``return_url`` (to confirm, e.g. PayPal's capture) and ``hosted`` (this site's
+    own checkout page for the contribution, used by providers that host it here)."""
+
     success: str
     cancel: str
     return_url: str = ""
+    hosted: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,6 +132,9 @@ class PaymentProvider:
 
     display_name = "Provider"
     marks: tuple[str, ...] = ()
+    hosts_checkout_page = False
+    simulates_events = False
+    moves_real_money = True
 
     def __init__(self, key: str, **options: Any) -> None:
         self.key = key
@@ -159,6 +195,25 @@ class PaymentProvider:
     def fetch_updates(self, contribution: Contribution) -> list[PaymentEvent]:
         """Ask the provider what became of a pending contribution (reconciliation)."""
         return []
+
+    def fetch_plan_updates(self, plan: RecurringPlan) -> list[PaymentEvent]:
+        """Ask the provider about a plan whose expected renewal has no payment here
+        (reconciliation of renewals): its recent payments, failures and cancellation."""
+        return []
+
+    # --- checkout pages and simulation on this site (the sandbox) -----------------------
+
+    def checkout_page_webhook(
+        self, contribution: Contribution, action: str, *, email: str = "", name: str = ""
+    ) -> SignedWebhook:
+        """The signed webhook for a choice on this site's checkout page ("complete", "fail"
+        or "cancel"), when ``hosts_checkout_page``."""
+        raise NotImplementedError
+
+    def simulate(self, action: str, target: Any, **options: Any) -> SignedWebhook:
+        """A signed made-up event ("renew", "fail-renewal", "refund", "dispute") about a
+        plan or contribution, when ``simulates_events``. Raises ProviderError otherwise."""
+        raise ProviderError(f"{self.display_name} cannot simulate events.")
 
     def fix_payment_url(self, plan: RecurringPlan, return_url: str) -> str:
         """Where a donor updates the payment method of a past-due plan ('' if not possible)."""

@@ -1,11 +1,14 @@
 """The sandbox provider: the embedded default, which moves no real money.
 
-Its checkout is a page on our own site, clearly labelled "Sandbox — no real money", where the
-reader chooses to complete, fail or cancel the payment. Whatever they choose becomes a webhook
-signed like Stripe's (``t=…,v1=HMAC-SHA256``, with a key derived from SECRET_KEY) and handed to
-the very same :func:`~masthead.contributions.services.receive_webhook` that real providers'
-webhooks go through (it can also be POSTed to ``/support/webhooks/sandbox/``). Renewals, failed
-renewals, refunds and disputes can be simulated the same way (``masthead sandbox-event``).
+Its checkout is a page on our own site (``hosts_checkout_page``), clearly labelled "Sandbox —
+no real money", where the reader chooses to complete, fail or cancel the payment. Whatever they
+choose becomes a webhook request signed like Stripe's (``t=…,v1=HMAC-SHA256``, with a key
+derived from SECRET_KEY): this module only *builds* the :class:`SignedWebhook`; the checkout
+page hands it to the webhook view's own code (``views.accept_webhook`` →
+``ledger.receive_webhook``), which verifies it with :meth:`SandboxProvider.verify_webhook`
+exactly as a delivery POSTed to ``/support/webhooks/sandbox/`` would be. Renewals, failed
+renewals, refunds and disputes are simulated the same way (``simulates_events``, ``masthead
+sandbox-event``). Like every provider, it never writes to the database nor calls the ledger.
 """
 
 from __future__ import annotations
@@ -17,9 +20,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
 from .base import (
@@ -28,6 +29,8 @@ from .base import (
     IncomingEvent,
     PaymentEvent,
     PaymentProvider,
+    ProviderError,
+    SignedWebhook,
     WebhookError,
     as_int,
     check_age,
@@ -55,21 +58,18 @@ def sign(body: bytes, timestamp: int | None = None) -> str:
 class SandboxProvider(PaymentProvider):
     display_name = "Sandbox (no real money)"
     marks = ("Test card",)
+    hosts_checkout_page = True
+    simulates_events = True
+    moves_real_money = False
 
     def start_checkout(self, contribution, plan, urls: CheckoutUrls) -> str:
-        from ..services import checkout_token
-
         contribution.checkout_ref = f"sbx_cs_{contribution.pk}_{secrets.token_hex(6)}"
-        parts = urlsplit(urls.success)
-        path = reverse("contributions:sandbox_checkout", args=[checkout_token(contribution)])
-        return f"{parts.scheme}://{parts.netloc}{path}"
+        return urls.hosted
 
-    # --- the same webhook path as a real provider ---------------------------------------
+    # --- signed webhooks, delivered by the caller through the webhook path ---------------
 
-    def deliver(self, event_type: str, data: dict[str, Any]):
-        """Build, sign and hand a sandbox webhook to the common webhook entry point."""
-        from ..services import receive_webhook
-
+    def webhook(self, event_type: str, data: dict[str, Any]) -> SignedWebhook:
+        """Build and sign a sandbox webhook request (as the provider's servers would)."""
         body = json.dumps(
             {
                 "id": f"evt_sbx_{secrets.token_hex(12)}",
@@ -78,7 +78,30 @@ class SandboxProvider(PaymentProvider):
                 "data": data,
             }
         ).encode()
-        return receive_webhook(self.key, body, {SIGNATURE_HEADER: sign(body)})
+        return SignedWebhook(body, {SIGNATURE_HEADER: sign(body)})
+
+    def checkout_page_webhook(self, contribution, action, *, email="", name=""):
+        if action == "complete":
+            return self.complete(contribution, email, name)
+        if action == "fail":
+            return self.fail(contribution)
+        if action == "cancel":
+            return self.cancel_checkout(contribution)
+        raise ValueError(f"Unknown checkout action {action!r}.")
+
+    def simulate(self, action: str, target: Any, **options: Any) -> SignedWebhook:
+        if action in ("renew", "fail-renewal"):
+            return self.renew(
+                target,
+                succeed=action == "renew",
+                period=options.get("period", 2),
+                attempt=options.get("attempt", 1),
+            )
+        if action == "refund":
+            return self.refund(target, options.get("amount"))
+        if action == "dispute":
+            return self.dispute(target, options.get("status", "open"))
+        raise ProviderError(f"The sandbox cannot simulate {action!r}.")
 
     def complete(self, contribution, email: str, name: str = ""):
         data = {
@@ -96,16 +119,16 @@ class SandboxProvider(PaymentProvider):
                 subscription_id=f"sbx_sub_{contribution.plan_id}",
                 customer_id=f"sbx_cus_{contribution.plan_id}",
             )
-        return self.deliver("checkout.completed", data)
+        return self.webhook("checkout.completed", data)
 
     def fail(self, contribution, reason: str = "card_declined"):
-        return self.deliver(
+        return self.webhook(
             "payment.failed",
             {"contribution_id": contribution.pk, "attempt": 1, "reason": reason},
         )
 
     def cancel_checkout(self, contribution):
-        return self.deliver("checkout.cancelled", {"contribution_id": contribution.pk})
+        return self.webhook("checkout.cancelled", {"contribution_id": contribution.pk})
 
     def renew(self, plan, *, succeed: bool = True, period: int = 1, attempt: int = 1):
         """Simulate the provider charging a renewal (or failing to)."""
@@ -117,10 +140,10 @@ class SandboxProvider(PaymentProvider):
             "currency": plan.currency,
             "attempt": attempt,
         }
-        return self.deliver("renewal.succeeded" if succeed else "renewal.failed", data)
+        return self.webhook("renewal.succeeded" if succeed else "renewal.failed", data)
 
     def refund(self, contribution, amount: int | None = None):
-        return self.deliver(
+        return self.webhook(
             "payment.refunded",
             {
                 "payment_id": contribution.payment_ref,
@@ -129,13 +152,20 @@ class SandboxProvider(PaymentProvider):
         )
 
     def dispute(self, contribution, status: str = "open"):
-        return self.deliver(
+        return self.webhook(
             "dispute.updated", {"payment_id": contribution.payment_ref, "status": status}
         )
 
     def cancel_plan(self, plan) -> list[PaymentEvent]:
-        self.deliver("subscription.cancelled", {"plan_id": plan.pk})
-        return []
+        # Nothing to call: the sandbox answers with the cancellation itself.
+        return [
+            PaymentEvent(
+                kind=EventKind.PLAN_CANCELLED,
+                occurred_at=from_timestamp(time.time()),
+                plan_id=plan.pk,
+                subscription_ref=plan.provider_ref or "",
+            )
+        ]
 
     def change_plan(self, plan, amount: int, frequency: str) -> list[PaymentEvent]:
         return []

@@ -3,9 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from masthead.contributions.models import Donor
+from masthead.contributions.privacy import erase_donor
 from masthead.contributions.providers import ProviderError
-from masthead.contributions.services import erase_donor
-from masthead.core.audit import AuditEntry, add_actor_argument, record_command
+from masthead.core.audit import AuditEntry, add_actor_argument, command_actor, record_command
 from masthead.core.crypto import email_index
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             if answer.strip() != "erase":
                 raise CommandError("Nothing erased.")
         try:
-            erase_donor(donor)
+            erase_donor(donor, actor=command_actor(options))
         except ProviderError as exc:
             raise CommandError(f"Could not cancel a plan at the provider: {exc}. Nothing erased.")
         record_command(options, "donor-erase", AuditEntry.Action.ERASE, "donor", donor.pk)

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from masthead.contributions.models import Donor
-from masthead.contributions.services import export_donor
+from masthead.contributions.privacy import export_donor
 from masthead.core.audit import AuditEntry, add_actor_argument, record_command
 from masthead.core.crypto import email_index
 

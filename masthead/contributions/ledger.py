@@ -1,36 +1,57 @@
-"""Every write that matters to contributions, each one function, atomic, side effects on commit.
+"""The ledger: the one place where provider events are stored and statuses change.
 
-- :func:`start_contribution` records a pending contribution (and plan) and opens the
-  provider's checkout;
-- :func:`receive_webhook` verifies, stores once and processes a provider event;
-- :func:`apply_event` applies one provider-neutral :class:`PaymentEvent` by merging facts
-  (see models.py) so that replays and out-of-order delivery converge;
-- :func:`cancel_plan` / :func:`change_plan` act for a donor (at the provider first);
-- :func:`erase_donor` / :func:`export_donor` serve data-protection requests.
+Everything that moves a :class:`Contribution` or a :class:`RecurringPlan` from one status to
+another goes through here, and only here; so do the side effects of a change. Other modules
+call these functions (the public API, kept small):
 
-Receipts, dunning emails and the ``contribution_succeeded`` signal are fired with
-``transaction.on_commit``, exactly once per fact (guarded by ``announced_at``,
-``receipt_sent_at`` and ``dunning_notified_at``).
+- :func:`receive_webhook` ``(provider_key, body, headers)`` — what the webhook view calls,
+  for every provider, the sandbox included: verify (the provider's own check), refuse an
+  exact replay of a delivery (409), store the event once (unique per provider and event id),
+  apply it. Raises ``UnknownProvider`` / ``WebhookError``.
+- :func:`record_findings` ``(provider, event_id, events, *, cause, actor=None, note="")`` —
+  apply what we learned other than by webhook: the reader's return, reconciliation, a donor's
+  or staff member's action. ``event_id`` names the finding (stored like a webhook, once, so
+  the same finding twice is applied once); ``cause`` is a :class:`ChangeCause`; ``actor`` the
+  staff user, when there is one.
+- :func:`checkout_refused` — the provider refused to open a checkout.
+- :func:`record_plan_cancelled` — a plan cancelled at the provider by us (donor, staff,
+  erasure, the last failed try), with the notice the donor gets.
+- :func:`record_refund` — a refund made outside any provider webhook, recorded by staff.
+- :func:`process_event` / :func:`retry_waiting_events` — apply stored events (again).
+- :func:`claim_dunning_notice` / :func:`claim_cancellation_notice` — the claims the email
+  tasks make before sending.
+- :func:`prune_webhook_deliveries`.
+
+How a change is applied: a provider's event is translated into provider-neutral
+:class:`PaymentEvent` objects; each merges *facts* into the locked rows (see models.py) and
+the status is derived from the facts, so replays and any order of delivery converge. When the
+derived status differs from the stored one, one :class:`StatusChange` row is written in the
+same transaction (from, to, when, the stored event, the cause and the actor): the history
+shown as a timeline in the admin.
+
+Side effects fire with ``transaction.on_commit`` and each is claimed exactly once, so
+duplicates, replays and concurrent deliveries never send twice: ``contribution_succeeded``
+(claimed by ``announced_at`` under the row lock), receipts (``receipt_sent_at``, claimed by
+the task), dunning (``dunning_notified_at`` / ``_attempts``), the cancellation notice
+(``cancellation_notified_at``) and the cancellation at the provider after the last failed try.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
-import hashlib
 import logging
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
-from django.urls import reverse
+from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import get_language
 
 from masthead.core.crypto import email_index
 from masthead.core.replay import first_delivery, forget_deliveries
@@ -38,188 +59,64 @@ from masthead.core.replay import first_delivery, forget_deliveries
 from .models import (
     DISPUTE_RANK,
     RECURRING,
-    CheckoutSubmission,
+    ChangeCause,
     Contribution,
-    ContributionStatus,
     Donor,
     EventStatus,
     PlanStatus,
     ProviderEvent,
     RecurringPlan,
+    StatusChange,
 )
 from .providers import UnknownProvider, get_provider
-from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError, WebhookError
+from .providers.base import EventKind, PaymentEvent, WebhookError
 from .signals import contribution_succeeded
 
 log = logging.getLogger(__name__)
-# A repeated submission of the give form is the same checkout for this long (seconds): a
-# page's one-time key names one reader, so it may be long; without JavaScript the key is the
-# reader's address, which readers behind one NAT share, so only a double click's time. A
-# repeat waits at most SUBMISSION_WAIT_SECONDS for the first request's checkout URL.
-SUBMISSION_REUSE_SECONDS = 120
-SUBMISSION_REUSE_SECONDS_WITHOUT_KEY = 10
-SUBMISSION_WAIT_SECONDS = 20
-
-CHECKOUT_SALT = "masthead.contributions.checkout"
-MANAGE_SALT = "masthead.contributions.manage"
 
 
-# --- tokens ---------------------------------------------------------------------------------
+# --- why a change happens (written into the history) ----------------------------------------
 
 
-def checkout_token(contribution: Contribution) -> str:
-    return signing.dumps(contribution.pk, salt=CHECKOUT_SALT, compress=True)
+@dataclass(frozen=True)
+class Cause:
+    cause: str = ChangeCause.PROVIDER
+    event_pk: int | None = None
+    actor: Any = None
+    note: str = ""
 
 
-def contribution_from_token(token: str, max_age: int = 7 * 24 * 3600) -> Contribution | None:
+_cause: contextvars.ContextVar[Cause | None] = contextvars.ContextVar("ledger_cause", default=None)
+
+
+@contextmanager
+def _because(cause: Cause) -> Iterator[None]:
+    token = _cause.set(cause)
     try:
-        pk = signing.loads(token, salt=CHECKOUT_SALT, max_age=max_age)
-    except signing.BadSignature:
-        return None
-    return Contribution.objects.filter(pk=pk).select_related("plan").first()
+        yield
+    finally:
+        _cause.reset(token)
 
 
-def manage_token(donor: Donor) -> str:
-    # The blind index binds the link to the current address: erasure revokes every link.
-    return signing.dumps({"d": donor.pk, "i": donor.email_index[:16]}, salt=MANAGE_SALT)
-
-
-def donor_from_manage_token(token: str) -> Donor | None:
-    try:
-        data = signing.loads(token, salt=MANAGE_SALT, max_age=settings.MASTHEAD_MANAGE_LINK_MAX_AGE)
-    except signing.BadSignature:
-        return None
-    if not isinstance(data, dict):
-        return None
-    donor = Donor.objects.filter(pk=data.get("d"), erased_at__isnull=True).first()
-    if donor is None or donor.email_index[:16] != data.get("i"):
-        return None
-    return donor
-
-
-def absolute(path: str, base_url: str | None = None) -> str:
-    return (base_url or settings.MASTHEAD_BASE_URL).rstrip("/") + path
-
-
-def manage_url(donor: Donor) -> str:
-    return absolute(reverse("contributions:manage", args=[manage_token(donor)]))
-
-
-# --- starting a contribution ----------------------------------------------------------------
-
-
-def start_contribution_once(
-    submission: str, *, reuse_seconds: int = SUBMISSION_REUSE_SECONDS, **details: Any
-) -> str:
-    """:func:`start_contribution` once per submission of the give form; returns the URL.
-
-    Two identical posts at once (a double click, a retried request) name the same
-    ``submission``: the first claims it (a unique row) and opens the checkout; the others
-    wait for its URL and send their reader to that same checkout. If the provider refuses
-    the first, the claim is dropped and the others fail too, so the reader can try again.
-    """
-    key = hashlib.sha256(submission.encode()).hexdigest()
-    horizon = timezone.now() - dt.timedelta(seconds=reuse_seconds)
-    CheckoutSubmission.objects.filter(key=key, created_at__lt=horizon).delete()
-    try:
-        with transaction.atomic():
-            claim = CheckoutSubmission.objects.create(key=key)
-    except IntegrityError:
-        return _await_checkout(key)
-    try:
-        contribution, url = start_contribution(**details)
-    except BaseException:
-        CheckoutSubmission.objects.filter(pk=claim.pk).delete()
-        raise
-    CheckoutSubmission.objects.filter(pk=claim.pk).update(
-        contribution=contribution, checkout_url=url
+def _history(*, contribution=None, plan=None, before: str, after: str, note: str = "") -> None:
+    """Write one status change (in the caller's transaction)."""
+    if before == after:
+        return
+    why = _cause.get() or Cause()
+    # A staff user, or a name (who ran a management command).
+    actor = why.actor if getattr(why.actor, "pk", None) is not None else None
+    name = actor.get_username() if actor is not None else str(why.actor or "")
+    StatusChange.objects.create(
+        contribution=contribution,
+        plan=plan,
+        from_status=before or "",
+        to_status=after,
+        cause=why.cause,
+        event_id=why.event_pk,
+        actor=actor,
+        actor_name=name[:150],
+        note=(note or why.note)[:200],
     )
-    return url
-
-
-def _await_checkout(key: str) -> str:
-    deadline = time.monotonic() + SUBMISSION_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        url = CheckoutSubmission.objects.filter(key=key).values_list("checkout_url", flat=True)
-        found = list(url)
-        if not found:
-            raise ProviderError("The same submission's checkout could not be started.")
-        if found[0]:
-            return found[0]
-        time.sleep(0.05)
-    raise ProviderError("The same submission's checkout is still being started.")
-
-
-def prune_checkout_submissions(now: dt.datetime | None = None) -> int:
-    horizon = (now or timezone.now()) - dt.timedelta(seconds=SUBMISSION_REUSE_SECONDS)
-    deleted, _ = CheckoutSubmission.objects.filter(created_at__lt=horizon).delete()
-    return deleted
-
-
-def start_contribution(
-    *,
-    frequency: str,
-    amount: int,
-    currency: str,
-    provider_key: str,
-    name: str = "",
-    is_public: bool = False,
-    message: str = "",
-    source: str = "",
-    base_url: str | None = None,
-) -> tuple[Contribution, str]:
-    """Record a pending contribution (and plan) and open the provider's checkout.
-
-    Returns the contribution and the URL to send the reader to; raises ProviderError.
-    Nothing is charged here: money moves only when the provider confirms.
-    """
-    provider = get_provider(provider_key)
-    with transaction.atomic():
-        plan = None
-        if frequency in RECURRING:
-            plan = RecurringPlan.objects.create(
-                provider=provider.key,
-                frequency=frequency,
-                amount=amount,
-                currency=currency,
-                source=source,
-            )
-        contribution = Contribution.objects.create(
-            plan=plan,
-            frequency=frequency,
-            amount=amount,
-            currency=currency,
-            provider=provider.key,
-            source=source,
-            language=get_language() or "",
-            public_name=name if is_public else "",
-            is_public=is_public and bool(name),
-            message=message,
-        )
-    token = checkout_token(contribution)
-    urls = CheckoutUrls(
-        success=absolute(reverse("contributions:thanks", args=[token]), base_url),
-        cancel=absolute(reverse("contributions:cancelled", args=[token]), base_url),
-        return_url=absolute(reverse("contributions:return", args=[token]), base_url),
-    )
-    try:
-        redirect_url = provider.start_checkout(contribution, plan, urls)
-    except ProviderError as exc:
-        now = timezone.now()
-        Contribution.objects.filter(pk=contribution.pk).update(
-            failed_at=now,
-            failure_reason=str(exc)[:200],
-            status=ContributionStatus.FAILED,
-        )
-        if plan is not None:
-            RecurringPlan.objects.filter(pk=plan.pk).update(
-                abandoned_at=now, status=PlanStatus.ABANDONED
-            )
-        raise
-    Contribution.objects.filter(pk=contribution.pk).update(checkout_ref=contribution.checkout_ref)
-    if plan is not None and plan.provider_ref:
-        RecurringPlan.objects.filter(pk=plan.pk).update(provider_ref=plan.provider_ref)
-    return contribution, redirect_url
 
 
 # --- webhooks -------------------------------------------------------------------------------
@@ -277,7 +174,8 @@ def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent
                 return event
             provider = get_provider(event.provider)
             translated = provider.translate(event.event_type, event.payload)
-            applied = sum(apply_event(event.provider, e) for e in translated)
+            with _because(Cause(ChangeCause.PROVIDER, event_pk=event.pk)):
+                applied = sum(apply_event(event.provider, e) for e in translated)
             event.error = ""
             if applied:
                 event.status = EventStatus.PROCESSED
@@ -349,17 +247,26 @@ def retry_waiting_events(
     return applied
 
 
-def record_findings(provider: str, event_id: str, events: list[PaymentEvent]) -> ProviderEvent:
-    """Apply what we learned by asking the provider (return, reconcile, donor actions).
+def record_findings(
+    provider: str,
+    event_id: str,
+    events: list[PaymentEvent],
+    *,
+    cause: str,
+    actor: Any = None,
+    note: str = "",
+) -> ProviderEvent:
+    """Apply what we learned other than by webhook (return, reconcile, donor or staff action).
 
-    Stored like a webhook (with a serialised copy of the neutral events) for the audit trail.
+    Stored like a webhook (with a serialised copy of the neutral events) for the audit trail,
+    once per ``event_id``; the status changes it makes name it, ``cause`` and ``actor``.
     """
     payload = {"neutral": [_event_to_json(e) for e in events]}
     kind = ",".join(sorted({e.kind for e in events})) or "nothing"
     event = store_event(provider, event_id, f"local:{kind}"[:100], payload)
     if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return event
-    with transaction.atomic():
+    with transaction.atomic(), _because(Cause(cause, event.pk, actor, note)):
         applied = sum(apply_event(provider, e) for e in events)
         ProviderEvent.objects.filter(pk=event.pk).update(
             status=EventStatus.PROCESSED if applied else EventStatus.IGNORED,
@@ -457,7 +364,11 @@ def _renewal(provider: str, event: PaymentEvent, plan: RecurringPlan) -> Contrib
             )
     except IntegrityError:
         renewal = Contribution.objects.get(provider=provider, payment_ref=event.payment_ref)
-    return _locked(Contribution.objects.filter(pk=renewal.pk))
+        _created = False
+    found = _locked(Contribution.objects.filter(pk=renewal.pk))
+    if _created:
+        found.status = ""  # its history starts with the first status it is given
+    return found
 
 
 def _donor(email: str, name: str) -> Donor | None:
@@ -668,11 +579,13 @@ _HANDLERS = {
 
 
 def _save_contribution(contribution: Contribution) -> None:
+    before = contribution.status
     contribution.status = contribution.derive_status()
     announce = contribution.paid_at is not None and contribution.announced_at is None
     if announce:
         contribution.announced_at = timezone.now()
     contribution.save()
+    _history(contribution=contribution, before=before, after=contribution.status)
     if announce:
         source = "" if contribution.is_renewal else contribution.source
         pk = contribution.pk
@@ -695,6 +608,7 @@ def _queue_receipt(contribution: Contribution) -> None:
 
 
 def _save_plan(plan: RecurringPlan) -> None:
+    before = plan.status
     plan.status = plan.derive_status()
     if plan.status == PlanStatus.PAST_DUE:
         latest = (
@@ -733,6 +647,8 @@ def _save_plan(plan: RecurringPlan) -> None:
         and (plan.last_paid_at is None or plan.last_failed_at > plan.last_paid_at)
     )
     plan.save()
+    note = f"cancelled here after {plan.failed_attempts} failed tries" if give_up else ""
+    _history(plan=plan, before=before, after=plan.status, note=note)
     from . import tasks
 
     pk = plan.pk
@@ -745,29 +661,105 @@ def _save_plan(plan: RecurringPlan) -> None:
         transaction.on_commit(lambda: tasks.send_cancellation.enqueue(pk, True))
 
 
-# --- donor actions --------------------------------------------------------------------------
 
 
-def cancel_plan(plan: RecurringPlan, *, reason: str = "donor") -> RecurringPlan:
-    """Cancel a recurring plan at the provider, then here. Raises ProviderError."""
-    if plan.status == PlanStatus.CANCELLED and reason == "donor":
-        return plan
-    provider = get_provider(plan.provider)
-    events = provider.cancel_plan(plan) if plan.provider_ref or plan.provider == "sandbox" else []
+# --- changes made here rather than reported by a provider -----------------------------------
+
+
+def checkout_refused(contribution: Contribution, reason: str) -> None:
+    """The provider would not open a checkout: the contribution failed, its plan is abandoned."""
+    now = timezone.now()
+    with transaction.atomic(), _because(Cause(ChangeCause.CHECKOUT, note=reason[:200])):
+        contribution = _locked(Contribution.objects.filter(pk=contribution.pk))
+        contribution.failed_at = _earliest(contribution.failed_at, now)
+        contribution.failure_reason = reason[:200]
+        _save_contribution(contribution)
+        if contribution.plan_id:
+            plan = _locked(RecurringPlan.objects.filter(pk=contribution.plan_id))
+            plan.abandoned_at = _earliest(plan.abandoned_at, now)
+            _save_plan(plan)
+
+
+def record_plan_cancelled(
+    plan: RecurringPlan,
+    events: list[PaymentEvent],
+    *,
+    cause: str,
+    actor: Any = None,
+    notify: bool = True,
+) -> RecurringPlan:
+    """Record a cancellation we asked the provider for (``events``: what it answered).
+
+    The donor who cancels (or whose plan staff cancel) is told so, not that their payments
+    failed: their notice is claimed first, in the same transaction, so the "ended after failed
+    payments" notice cannot also go (one cancellation notice per plan). After the last failed
+    try (``cause`` dunning) the notice says the payments failed; on erasure there is no one
+    to tell (``notify=False``).
+    """
     if not any(e.kind == EventKind.PLAN_CANCELLED for e in events):
-        events.append(
-            PaymentEvent(kind=EventKind.PLAN_CANCELLED, occurred_at=timezone.now(), plan_id=plan.pk)
-        )
-    # The donor who cancels is told so, not that their payments failed: their notice is
-    # claimed first (one cancellation notice per plan).
-    claimed = reason == "donor" and claim_cancellation_notice(plan.pk)
-    record_findings(plan.provider, f"local:cancel:{plan.pk}", events)
-    plan.refresh_from_db()
-    if claimed:
-        from .tasks import send_cancellation
+        events = [
+            *events,
+            PaymentEvent(
+                kind=EventKind.PLAN_CANCELLED, occurred_at=timezone.now(), plan_id=plan.pk
+            ),
+        ]
+    from . import tasks
 
-        transaction.on_commit(lambda: send_cancellation.enqueue(plan.pk, False, True))
+    with transaction.atomic():
+        claimed = (
+            notify and cause != ChangeCause.DUNNING and claim_cancellation_notice(plan.pk)
+        )
+        record_findings(
+            plan.provider, f"local:cancel:{plan.pk}", events, cause=cause, actor=actor
+        )
+        if claimed:
+            pk = plan.pk
+            transaction.on_commit(lambda: tasks.send_cancellation.enqueue(pk, False, True))
+    plan.refresh_from_db()
     return plan
+
+
+def record_refund(
+    contribution: Contribution, refunded_total: int, *, actor: Any, note: str = ""
+) -> Contribution:
+    """Staff record a refund made outside the provider's webhooks (e.g. by bank transfer).
+
+    ``refunded_total`` is the total refunded so far, in minor units (refunds only grow, as
+    providers report them). Raises ValueError when it is out of range.
+    """
+    if not 0 < refunded_total <= contribution.amount or not contribution.paid_at:
+        raise ValueError("A refund is of a paid contribution, between 1 and its amount.")
+    event = PaymentEvent(
+        kind=EventKind.REFUNDED,
+        occurred_at=timezone.now(),
+        contribution_id=contribution.pk,
+        refunded_amount=refunded_total,
+    )
+    record_findings(
+        contribution.provider,
+        f"local:refund:{contribution.pk}:{refunded_total}",
+        [event],
+        cause=ChangeCause.STAFF,
+        actor=actor,
+        note=note,
+    )
+    contribution.refresh_from_db()
+    return contribution
+
+
+def mark_checked(record: Contribution | RecurringPlan, when: dt.datetime) -> None:
+    """Reconciliation asked the provider about this contribution or plan at ``when``."""
+    type(record).objects.filter(pk=record.pk).update(last_checked_at=when)
+
+
+def give_up_waiting_events(*, older_than: dt.datetime) -> int:
+    """Events that never found what they refer to (another integration on the account)."""
+    return ProviderEvent.objects.filter(
+        status=EventStatus.WAITING, received_at__lt=older_than
+    ).update(status=EventStatus.IGNORED, error="Nothing here matched it within 3 days.")
+
+
+# --- claims made by the email tasks ---------------------------------------------------------
 
 
 def claim_cancellation_notice(plan_pk: int) -> bool:
@@ -801,121 +793,24 @@ def claim_dunning_notice(plan_pk: int) -> RecurringPlan | None:
     return plan
 
 
-def change_plan(plan: RecurringPlan, *, amount: int, frequency: str) -> RecurringPlan:
-    """Change the amount or frequency of future payments, at the provider first."""
-    if not plan.is_live:
-        raise ProviderError("Only an active plan can be changed.")
-    if amount == plan.amount and frequency == plan.frequency:
-        return plan
-    provider = get_provider(plan.provider)
-    events = provider.change_plan(plan, amount, frequency)
-    stamp = timezone.now()
-    events.append(
-        PaymentEvent(
-            kind=EventKind.PLAN_TERMS_CHANGED,
-            occurred_at=stamp,
-            plan_id=plan.pk,
-            amount=amount,
-            currency=plan.currency,
-            frequency=frequency,
-        )
-    )
-    record_findings(plan.provider, f"local:change:{plan.pk}:{stamp.timestamp()}", events)
-    plan.refresh_from_db()
-    return plan
+def claim_receipt(contribution_pk: int) -> Contribution | None:
+    """Claim the one receipt of a paid contribution (a conditional update: one winner).
 
-
-# --- data protection ------------------------------------------------------------------------
-
-
-def export_donor(donor: Donor) -> dict[str, Any]:
-    """Everything we hold about a donor, as JSON-ready data."""
-
-    def contribution(c: Contribution) -> dict[str, Any]:
-        return {
-            "id": c.pk,
-            "frequency": c.frequency,
-            "amount_minor": c.amount,
-            "currency": c.currency,
-            "status": c.status,
-            "provider": c.provider,
-            "created_at": c.created_at.isoformat(),
-            "paid_at": c.paid_at.isoformat() if c.paid_at else None,
-            "refunded_minor": c.refunded_amount,
-            "public_name": c.public_name,
-            "is_public": c.is_public,
-            "message": c.message,
-        }
-
-    return {
-        "donor": {
-            "id": donor.pk,
-            "email": donor.email,
-            "name": donor.name,
-            "created_at": donor.created_at.isoformat(),
-            "erased_at": donor.erased_at.isoformat() if donor.erased_at else None,
-        },
-        "recurring_plans": [
-            {
-                "id": p.pk,
-                "frequency": p.frequency,
-                "amount_minor": p.amount,
-                "currency": p.currency,
-                "status": p.status,
-                "provider": p.provider,
-                "created_at": p.created_at.isoformat(),
-                "cancelled_at": p.cancelled_at.isoformat() if p.cancelled_at else None,
-            }
-            for p in donor.plans.order_by("pk")
-        ],
-        "contributions": [contribution(c) for c in donor.contributions.order_by("pk")],
-    }
-
-
-@transaction.atomic
-def erase_donor(donor: Donor) -> Donor:
-    """Anonymise a donor: personal data goes, the financial record stays.
-
-    Live plans are cancelled at the provider first (a person asking to be forgotten should not
-    keep being charged); then email, name, public names and messages are wiped and every manage
-    link stops working.
+    Returns the contribution (with its donor and plan) when the caller should send it; not
+    for a donor erased since.
     """
-    for plan in donor.plans.filter(status__in=[PlanStatus.ACTIVE, PlanStatus.PAST_DUE]):
-        cancel_plan(plan, reason="erasure")
-    donor.email = ""
-    donor.name = ""
-    donor.email_index = f"erased:{donor.pk}"
-    donor.erased_at = timezone.now()
-    donor.save()
-    donor.contributions.update(public_name="", message="", is_public=False)
-    return donor
+    claimed = Contribution.objects.filter(
+        pk=contribution_pk,
+        receipt_sent_at__isnull=True,
+        donor__isnull=False,
+        donor__erased_at__isnull=True,
+        paid_at__isnull=False,
+    ).update(receipt_sent_at=timezone.now())
+    if not claimed:
+        return None
+    return Contribution.objects.select_related("donor", "plan").get(pk=contribution_pk)
 
 
-# --- reporting ------------------------------------------------------------------------------
-
-
-def totals_by_currency(queryset) -> list[dict[str, Any]]:
-    """Net received (paid, minus refunds) and counts per currency for a contribution list."""
-    from .money import format_money
-
-    rows = (
-        queryset.filter(paid_at__isnull=False)
-        .values("currency")
-        .annotate(gross=Sum("amount"), refunded=Sum("refunded_amount"))
-        .order_by("currency")
-    )
-    result = []
-    for row in rows:
-        count = queryset.filter(paid_at__isnull=False, currency=row["currency"]).count()
-        net = (row["gross"] or 0) - (row["refunded"] or 0)
-        result.append(
-            {
-                "currency": row["currency"],
-                "count": count,
-                "gross": row["gross"] or 0,
-                "net": net,
-                "net_label": format_money(net, row["currency"]),
-                "gross_label": format_money(row["gross"] or 0, row["currency"]),
-            }
-        )
-    return result
+def release_receipt(contribution_pk: int) -> None:
+    """The claimed receipt could not be sent: let the next attempt claim it."""
+    Contribution.objects.filter(pk=contribution_pk).update(receipt_sent_at=None)
