@@ -12,7 +12,7 @@ class ContributionsConfig(AppConfig):
     def ready(self) -> None:
         from masthead.core.signals import invalidate_on_save
 
-        from . import checks, tasks  # noqa: F401  (system checks; the reconciliation job)
+        from . import checks, paybylink, tasks  # noqa: F401  (checks; the scheduled jobs)
         from .models import AmountPreset
 
         # The give page (a cached reader page) shows the presets.

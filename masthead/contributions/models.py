@@ -489,3 +489,6 @@ def format_money(amount: int, currency: str) -> str:
     from .money import format_money as _format
 
     return _format(amount, currency)
+
+
+from .bankaccount import BankAccountSettings  # noqa: E402, F401  (bank transfers; registered here)

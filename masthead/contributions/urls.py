@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import transfer_views, views
 
 app_name = "contributions"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     # This site's own checkout page, for providers that host it here (the sandbox's).
     path("sandbox/<str:token>/", views.hosted_checkout, name="hosted_checkout"),
     path("webhooks/<slug:provider_key>/", views.webhook, name="webhook"),
+    path("checkout/<str:token>/transfer/", transfer_views.transfer_pledge, name="transfer"),
+    path("pay/<str:token>/", transfer_views.pay_period, name="pay_period"),
     path("manage/", views.manage_request, name="manage_request"),
     path("manage/<str:token>/", views.manage, name="manage"),
 ]

@@ -89,7 +89,11 @@ class BankTransferProvider(PaymentProvider):
         contribution.checkout_ref = reference
         if plan is not None:
             plan.provider_ref = reference
-        return urls.extra.get("pledge") or urls.hosted or urls.success
+        # The pledge page (reference and account details) lives beside the thank-you page:
+        # checkout/<token>/transfer/ next to checkout/<token>/thanks/.
+        if urls.success.endswith("/thanks/"):
+            return urls.success.removesuffix("thanks/") + "transfer/"
+        return urls.success
 
     # --- no webhooks: staff record transfers ------------------------------------------
 
