@@ -497,6 +497,8 @@ _PAYMENT_BACKENDS = {
     "sandbox": "masthead.contributions.providers.sandbox.SandboxProvider",
     "stripe": "masthead.contributions.providers.stripe.StripeProvider",
     "paypal": "masthead.contributions.providers.paypal.PayPalProvider",
+    "btcpay": "masthead.contributions.providers.btcpay.BTCPayProvider",
+    "banktransfer": "masthead.contributions.providers.banktransfer.BankTransferProvider",
 }
 MASTHEAD_PAYMENT_PROVIDERS = {
     key: {
@@ -510,14 +512,23 @@ MASTHEAD_PAYMENT_PROVIDERS = {
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE")  # a local stand-in in tests; empty = Stripe's own
-    "btcpay": "masthead.contributions.providers.btcpay.BTCPayProvider",
-    "banktransfer": "masthead.contributions.providers.banktransfer.BankTransferProvider",
 PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID")
 PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET")
 PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID")
 PAYPAL_LIVE = env_bool("PAYPAL_LIVE", False)
 PAYPAL_API_BASE = env("PAYPAL_API_BASE")  # a local stand-in in tests; empty = PayPal's own
 PAYPAL_PRODUCT_ID = env("PAYPAL_PRODUCT_ID")  # catalog product for plans (created if empty)
+# Stripe Checkout's payment method types ("card,sepa_debit,…"; wallets come with card).
+MASTHEAD_STRIPE_PAYMENT_METHODS = env_list("MASTHEAD_STRIPE_PAYMENT_METHODS", "card")
+# BTCPay Server (Greenfield API): the server, the store, an API key that may create and view
+# invoices, and the store webhook's secret (docs/contributions.md). Off unless listed above.
+BTCPAY_URL = env("BTCPAY_URL")
+BTCPAY_STORE_ID = env("BTCPAY_STORE_ID")
+BTCPAY_API_KEY = env("BTCPAY_API_KEY")
+BTCPAY_WEBHOOK_SECRET = env("BTCPAY_WEBHOOK_SECRET")
+# Pay-by-link plans (BTCPay, bank transfer): days a period's link stays payable before the
+# period counts as a failed attempt (dunning as for cards, MASTHEAD_DUNNING_MAX_TRIES).
+MASTHEAD_PAY_BY_LINK_DAYS = env_int("MASTHEAD_PAY_BY_LINK_DAYS", 7)
 # Accepted currencies and the smallest contribution in each, in minor units ("USD:200,…").
 MASTHEAD_CURRENCIES = env_list("MASTHEAD_CURRENCIES", "USD,EUR,GBP")
 MASTHEAD_DEFAULT_CURRENCY = env("MASTHEAD_DEFAULT_CURRENCY", MASTHEAD_CURRENCIES[0])
@@ -531,17 +542,6 @@ MASTHEAD_MINIMUM_AMOUNTS = {
             # MASTHEAD_CURRENCIES alone is a working configuration.
             ",".join(f"{c}:200" for c in ("USD", "EUR", "GBP") if c in MASTHEAD_CURRENCIES),
         )
-# Stripe Checkout's payment method types ("card,sepa_debit,…"; wallets come with card).
-MASTHEAD_STRIPE_PAYMENT_METHODS = env_list("MASTHEAD_STRIPE_PAYMENT_METHODS", "card")
-# BTCPay Server (Greenfield API): the server, the store, an API key that may create and view
-# invoices, and the store webhook's secret (docs/contributions.md). Off unless listed above.
-BTCPAY_URL = env("BTCPAY_URL")
-BTCPAY_STORE_ID = env("BTCPAY_STORE_ID")
-BTCPAY_API_KEY = env("BTCPAY_API_KEY")
-BTCPAY_WEBHOOK_SECRET = env("BTCPAY_WEBHOOK_SECRET")
-# Pay-by-link plans (BTCPay, bank transfer): days a period's link stays payable before the
-# period counts as a failed attempt (dunning as for cards, MASTHEAD_DUNNING_MAX_TRIES).
-MASTHEAD_PAY_BY_LINK_DAYS = env_int("MASTHEAD_PAY_BY_LINK_DAYS", 7)
     )
 }
 MASTHEAD_MAXIMUM_AMOUNT = env_int("MASTHEAD_MAXIMUM_AMOUNT", 1_000_000)  # minor units
@@ -551,6 +551,9 @@ MASTHEAD_DUNNING_MAX_TRIES = env_int("MASTHEAD_DUNNING_MAX_TRIES", 3)
 MASTHEAD_RECEIPT_NEUTRAL = env_bool("MASTHEAD_RECEIPT_NEUTRAL", False)
 MASTHEAD_RECEIPT_NEUTRAL_FROM = env("MASTHEAD_RECEIPT_NEUTRAL_FROM", "Receipts <noreply@localhost>")
 MASTHEAD_RECEIPT_NEUTRAL_SUBJECT = env("MASTHEAD_RECEIPT_NEUTRAL_SUBJECT", "Your receipt")
+# ... and what providers show (product names, descriptions, card statement suffix).
+MASTHEAD_NEUTRAL_PRODUCT_NAME = env("MASTHEAD_NEUTRAL_PRODUCT_NAME", "Online services")
+MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR = env("MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR", "SERVICES")
 MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 3600)
 # Webhooks older than this (seconds) are refused as replays.
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
@@ -566,9 +569,6 @@ MASTHEAD_STAFF_TWO_FACTOR = PRODUCTION or env_bool("MASTHEAD_STAFF_TWO_FACTOR", 
 
 # --- campaigns ---
 # Days a browser counts as a supporter after contributing there (per frequency): campaigns for
-# ... and what providers show (product names, descriptions, card statement suffix).
-MASTHEAD_NEUTRAL_PRODUCT_NAME = env("MASTHEAD_NEUTRAL_PRODUCT_NAME", "Online services")
-MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR = env("MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR", "SERVICES")
 # non-supporters are not shown to it meanwhile. Only a date is kept, in its localStorage.
 MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS = {
     "once": env_int("MASTHEAD_CAMPAIGNS_SUPPORTER_DAYS_ONCE", 90),
