@@ -76,7 +76,7 @@ class Table:
     definition: str
     headers: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
-    charts: list[SafeString] = field(default_factory=list)
+    charts: list[tuple[str, SafeString]] = field(default_factory=list)  # (caption, svg)
     empty: str = "Nothing in this period."
 
     def csv_rows(self) -> list[list]:
@@ -102,6 +102,10 @@ class Report:
                 if table.slug == slug:
                     return table
         return None
+
+
+def _chart(draw, title: str, *args, **kwargs) -> tuple[str, SafeString]:
+    return title, draw(title, *args, **kwargs)
 
 
 def _label(period: agg.Period, month: dt.date) -> str:
@@ -134,7 +138,7 @@ def revenue_table(period: agg.Period, rows: list[agg.RevenueRow]) -> Table:
             ]
             for f in agg.FREQUENCIES
         }
-        table.charts.append(charts.stacked_bars(
+        table.charts.append(_chart(charts.stacked_bars,
             f"Net revenue in {currency}", [_label(period, m) for m in period.months], series,
             formatter=_axis_money(currency),
         ))
@@ -179,7 +183,7 @@ def recurring_table(period: agg.Period, rows: list[agg.RecurringRow]) -> Table:
         values = [
             _major_float(by_month[m], currency) if m in by_month else None for m in period.months
         ]
-        table.charts.append(charts.line(
+        table.charts.append(_chart(charts.line,
             f"Monthly recurring revenue in {currency}", labels, {currency: values},
             formatter=_axis_money(currency),
         ))
@@ -201,8 +205,8 @@ def plans_table(period: agg.Period, months: list[agg.PlanMonth]) -> Table:
             num(m.cancelled.get("monthly", 0)), num(m.cancelled.get("annual", 0)),
             rate_cell(m.churn),
         ])
-    table.charts.append(charts.bars(
-        "Plans started and cancelled", [_label(period, m.month) for m in months],
+    table.charts.append(_chart(charts.bars,
+        "Plans started and cancelled (all currencies)", [_label(period, m.month) for m in months],
         {"Started": [m.started_total for m in months],
          "Cancelled": [m.cancelled_total for m in months]},
     ))
@@ -217,7 +221,7 @@ def supporters_table(period: agg.Period, counts: dict[dt.date, int]) -> Table:
     )
     for month, n in counts.items():
         table.rows.append([Cell(_label(period, month), period.label(month)), num(n)])
-    table.charts.append(charts.bars(
+    table.charts.append(_chart(charts.bars,
         "New supporters", [_label(period, m) for m in counts], {"New supporters":
                                                                list(counts.values())},
     ))
@@ -239,7 +243,7 @@ def subscribers_table(period: agg.Period, newsletters, counts) -> Table:
         table.rows.append([Cell(_label(period, month), period.label(month)),
                            *[num(per.get(n.pk, 0)) for n in newsletters]])
     labels = [_label(period, m) for m in period.months]
-    table.charts.append(charts.line(
+    table.charts.append(_chart(charts.line,
         "Confirmed subscribers", labels,
         {n.name: [counts[m].get(n.pk, 0) if m in counts else None for m in period.months]
          for n in newsletters},
@@ -258,7 +262,7 @@ def signups_table(period: agg.Period, counts) -> Table:
         rate = c["confirmed"] / c["requested"] if c["requested"] else None
         table.rows.append([Cell(_label(period, month), period.label(month)),
                            num(c["requested"]), num(c["confirmed"]), rate_cell(rate)])
-    table.charts.append(charts.bars(
+    table.charts.append(_chart(charts.bars,
         "Sign-ups and confirmations", [_label(period, m) for m in counts],
         {"Sign-ups": [c["requested"] for c in counts.values()],
          "Confirmations": [c["confirmed"] for c in counts.values()]},
@@ -286,8 +290,8 @@ def editions_table(period: agg.Period, rows: list[agg.EditionRow]) -> Table:
             num(r.bounces), num(r.complaints),
         ])
     if rows:
-        table.charts.append(charts.bars(
-            "Unsubscribes and bounces per edition",
+        table.charts.append(_chart(charts.bars,
+            "Unsubscribes, bounces and complaints",
             [_short(r.subject) for r in rows],
             {"Unsubscribes": [r.unsubscribes for r in rows],
              "Bounces": [r.bounces for r in rows],
@@ -326,7 +330,7 @@ def funnel_table(period: agg.Period, rows: list[agg.FunnelRow]) -> Table:
             num(r.contributions_in_period),
         ])
     if rows:
-        table.charts.append(charts.horizontal_bars(
+        table.charts.append(_chart(charts.horizontal_bars,
             "Clicks and contributions per 100 impressions",
             [_short(f"{r.campaign} · {r.variant}", 40) for r in rows],
             {"Clicks": [_per100(r.click_rate) for r in rows],
@@ -388,6 +392,6 @@ def headlines(period, revenue, recurring, plans, supporters, subscribers, editio
                  f"a month on average; {cancelled:,} cancelled"),
         Headline("Newsletter subscribers", [f"{end_total:,}"],
                  f"{end_total - start_total:+,} since {_label(period, period.first)}"),
-        Headline("Unsubscribes per edition", [pct(unsubscribed / sent if sent else None, 2)],
+        Headline("Unsubscribe rate", [pct(unsubscribed / sent if sent else None, 2)],
                  f"of {sent:,} emails in {len(editions):,} editions"),
     ]
