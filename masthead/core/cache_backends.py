@@ -20,6 +20,15 @@ from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 class DiskCache(DjangoCache):
     """diskcache's Django backend (SQLite + files, process-safe, bounded in size)."""
 
+    def close(self, **kwargs) -> None:
+        """Keep the SQLite connections open between requests.
+
+        Django closes every cache at the end of each request (``request_finished``). For
+        diskcache that closed its SQLite connections, and the next request opened them again
+        with a dozen PRAGMA statements: four fifths of a page-cache hit's time. diskcache's
+        connections are per thread and reopened after a fork, so keeping them is safe.
+        """
+
     def add_and_incr(self, key: str, delta: int = 1, timeout=DEFAULT_TIMEOUT,
                      version=None) -> int:
         """Add ``delta`` to ``key``, creating it with ``timeout`` if missing; the new value."""
