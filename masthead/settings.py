@@ -394,9 +394,10 @@ WAGTAIL_ENABLE_UPDATE_CHECK = False
 WAGTAIL_GRAVATAR_PROVIDER_URL = None
 WAGTAILFRONTENDCACHE = {}
 if env("MASTHEAD_CDN_PURGE_URL"):
-    # Any HTTP PURGE-capable cache (Varnish, Nginx with purge, Fastly-style) in front.
+    # Any HTTP PURGE-capable cache in front: the shipped nginx config (deploy/nginx/, one
+    # PURGE per cached encoding), Varnish, Fastly-style.
     WAGTAILFRONTENDCACHE["cdn"] = {
-        "BACKEND": "wagtail.contrib.frontend_cache.backends.HTTPBackend",
+        "BACKEND": "masthead.core.frontcache.PurgeBackend",
         "LOCATION": env("MASTHEAD_CDN_PURGE_URL"),
     }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
