@@ -10,7 +10,7 @@ from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
-from masthead.contributions import security as donor_security
+from masthead.core import staff_otp
 from masthead.core import views as core_views
 from masthead.newsletters import webhooks as newsletter_webhooks
 from masthead.publishing.urls import sitemap_urlpatterns
@@ -19,8 +19,12 @@ from masthead.reach.urls import json_urlpatterns as mirror_list_urlpatterns
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("django-admin/", admin.site.urls),
-    # Two-factor set-up and sign-in for staff who can see donors (contributions.security).
-    path("account/verify/", donor_security.verify, name="donor_otp_verify"),
+    # Two-factor set-up and sign-in for staff who can see readers' personal data
+    # (core.staff_otp). Set-up and its QR code name the newsroom, not the host, to the
+    # authenticator app; they stand before the package's own routes for the same paths.
+    path("account/verify/", staff_otp.verify, name="staff_otp_verify"),
+    path("account/two_factor/setup/", staff_otp.SetupView.as_view()),
+    path("account/two_factor/qrcode/", staff_otp.QRCodeView.as_view()),
     path("", include(two_factor_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("healthz", core_views.health, name="health"),

@@ -158,7 +158,7 @@ def sign_in_verified(client, user):
     """Sign ``user`` in with a confirmed TOTP device verified for the session.
 
     Staff who can see donor data (superusers included) must pass two-factor authentication
-    before the admin lets them in (masthead.contributions.security).
+    before the admin lets them in (masthead.core.staff_otp).
     """
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice

@@ -29,7 +29,7 @@ def verified_login(client, user):
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     client.force_login(user)
     code = f"{totp(device.bin_key, step=device.step, digits=device.digits):06d}"
-    response = client.post(reverse("donor_otp_verify"), {"otp_token": code, "next": "/admin/"})
+    response = client.post(reverse("staff_otp_verify"), {"otp_token": code, "next": "/admin/"})
     assert response.status_code == 302 and response["Location"] == "/admin/"
 
 
