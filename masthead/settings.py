@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "masthead.contributions",
     "masthead.campaigns",
     "masthead.reach",
+    "masthead.insights",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
     "wagtail.contrib.settings",
@@ -393,9 +394,10 @@ WAGTAIL_ENABLE_UPDATE_CHECK = False
 WAGTAIL_GRAVATAR_PROVIDER_URL = None
 WAGTAILFRONTENDCACHE = {}
 if env("MASTHEAD_CDN_PURGE_URL"):
-    # Any HTTP PURGE-capable cache (Varnish, Nginx with purge, Fastly-style) in front.
+    # Any HTTP PURGE-capable cache in front: the shipped nginx config (deploy/nginx/, one
+    # PURGE per cached encoding), Varnish, Fastly-style.
     WAGTAILFRONTENDCACHE["cdn"] = {
-        "BACKEND": "wagtail.contrib.frontend_cache.backends.HTTPBackend",
+        "BACKEND": "masthead.core.frontcache.PurgeBackend",
         "LOCATION": env("MASTHEAD_CDN_PURGE_URL"),
     }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -496,6 +498,8 @@ _PAYMENT_BACKENDS = {
     "sandbox": "masthead.contributions.providers.sandbox.SandboxProvider",
     "stripe": "masthead.contributions.providers.stripe.StripeProvider",
     "paypal": "masthead.contributions.providers.paypal.PayPalProvider",
+    "btcpay": "masthead.contributions.providers.btcpay.BTCPayProvider",
+    "banktransfer": "masthead.contributions.providers.banktransfer.BankTransferProvider",
 }
 MASTHEAD_PAYMENT_PROVIDERS = {
     key: {
@@ -515,6 +519,17 @@ PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID")
 PAYPAL_LIVE = env_bool("PAYPAL_LIVE", False)
 PAYPAL_API_BASE = env("PAYPAL_API_BASE")  # a local stand-in in tests; empty = PayPal's own
 PAYPAL_PRODUCT_ID = env("PAYPAL_PRODUCT_ID")  # catalog product for plans (created if empty)
+# Stripe Checkout's payment method types ("card,sepa_debit,…"; wallets come with card).
+MASTHEAD_STRIPE_PAYMENT_METHODS = env_list("MASTHEAD_STRIPE_PAYMENT_METHODS", "card")
+# BTCPay Server (Greenfield API): the server, the store, an API key that may create and view
+# invoices, and the store webhook's secret (docs/contributions.md). Off unless listed above.
+BTCPAY_URL = env("BTCPAY_URL")
+BTCPAY_STORE_ID = env("BTCPAY_STORE_ID")
+BTCPAY_API_KEY = env("BTCPAY_API_KEY")
+BTCPAY_WEBHOOK_SECRET = env("BTCPAY_WEBHOOK_SECRET")
+# Pay-by-link plans (BTCPay, bank transfer): days a period's link stays payable before the
+# period counts as a failed attempt (dunning as for cards, MASTHEAD_DUNNING_MAX_TRIES).
+MASTHEAD_PAY_BY_LINK_DAYS = env_int("MASTHEAD_PAY_BY_LINK_DAYS", 7)
 # Accepted currencies and the smallest contribution in each, in minor units ("USD:200,…").
 MASTHEAD_CURRENCIES = env_list("MASTHEAD_CURRENCIES", "USD,EUR,GBP")
 MASTHEAD_DEFAULT_CURRENCY = env("MASTHEAD_DEFAULT_CURRENCY", MASTHEAD_CURRENCIES[0])
@@ -537,11 +552,16 @@ MASTHEAD_DUNNING_MAX_TRIES = env_int("MASTHEAD_DUNNING_MAX_TRIES", 3)
 MASTHEAD_RECEIPT_NEUTRAL = env_bool("MASTHEAD_RECEIPT_NEUTRAL", False)
 MASTHEAD_RECEIPT_NEUTRAL_FROM = env("MASTHEAD_RECEIPT_NEUTRAL_FROM", "Receipts <noreply@localhost>")
 MASTHEAD_RECEIPT_NEUTRAL_SUBJECT = env("MASTHEAD_RECEIPT_NEUTRAL_SUBJECT", "Your receipt")
+# ... and what providers show (product names, descriptions, card statement suffix).
+MASTHEAD_NEUTRAL_PRODUCT_NAME = env("MASTHEAD_NEUTRAL_PRODUCT_NAME", "Online services")
+MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR = env("MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR", "SERVICES")
 MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 3600)
 # Webhooks older than this (seconds) are refused as replays.
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
+# A plan whose renewal is this late (seconds past its due date) is re-checked with its provider.
+MASTHEAD_RENEWAL_GRACE = env_int("MASTHEAD_RENEWAL_GRACE", 3 * 24 * 3600)
 # Checkouts one address may start per hour (each creates a provider session); 0 = no limit.
 MASTHEAD_CHECKOUTS_PER_IP = env_int("MASTHEAD_CHECKOUTS_PER_IP", 60)
 # Staff who can see readers' personal data (donors, subscribers) must use two-factor

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from masthead.contributions import services
+from masthead.contributions import ledger, tokens
 from masthead.contributions.models import Contribution, Donor, RecurringPlan
 
 pytestmark = pytest.mark.django_db
@@ -156,14 +156,14 @@ def test_donor_export_and_erasure_from_the_admin(client, site):
     data = json.loads(exported.content)
     assert data["donor"]["email"] == "erin@example.org" and len(data["contributions"]) == 4
     assert client.get(reverse("contributions_donor:erase", args=[donor.pk])).status_code == 200
-    token = services.manage_token(donor)
+    token = tokens.manage_token(donor)
     erased = client.post(reverse("contributions_donor:erase", args=[donor.pk]))
     assert erased.status_code == 302
     donor.refresh_from_db()
     assert donor.erased_at and donor.email == "" and donor.name == ""
     assert Contribution.objects.filter(donor=donor).count() == 4  # the money record stays
     assert RecurringPlan.objects.get().status == "cancelled"
-    assert services.donor_from_manage_token(token) is None
+    assert tokens.donor_from_manage_token(token) is None
     assert not mail.outbox
 
 
@@ -226,7 +226,7 @@ def test_dashboard_shows_the_giving_summary_only_to_those_who_may_see_it(client,
 
 
 def test_provider_events_list_and_inspect(client, site):
-    event = services.store_event(
+    event = ledger.store_event(
         "sandbox", "evt_admin_1", "checkout.completed", {"data": {"email": "p@example.org"}}
     )
     admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
