@@ -601,6 +601,17 @@ MASTHEAD_NEWSLETTER_TICK_SECONDS = env_int("MASTHEAD_NEWSLETTER_TICK_SECONDS", 3
 # else the configured backend (anymail, outbox); or force "smtp" / "backend".
 MASTHEAD_NEWSLETTER_SENDER = env("MASTHEAD_NEWSLETTER_SENDER", "auto")
 MASTHEAD_NEWSLETTER_PIPELINING = env_bool("MASTHEAD_NEWSLETTER_PIPELINING", True)
+# DKIM for editions sent over self-hosted SMTP (newsletters/dkim.py): a PEM RSA or Ed25519
+# private key (or a file holding it), the selector of its DNS record, and the signing domain
+# (default: the newsletter sender's). No key: no signature.
+MASTHEAD_DKIM_PRIVATE_KEY = env("MASTHEAD_DKIM_PRIVATE_KEY")
+MASTHEAD_DKIM_PRIVATE_KEY_FILE = env("MASTHEAD_DKIM_PRIVATE_KEY_FILE")
+MASTHEAD_DKIM_SELECTOR = env("MASTHEAD_DKIM_SELECTOR")
+MASTHEAD_DKIM_DOMAIN = env("MASTHEAD_DKIM_DOMAIN")
+# Editions through an ESP (anymail) in batches of this many recipients, one API call each,
+# for ESPs whose batch API personalises on the fly (newsletters/batching.py); 0: one call
+# per recipient.
+MASTHEAD_NEWSLETTER_ESP_BATCH = env_int("MASTHEAD_NEWSLETTER_ESP_BATCH", 500)
 MASTHEAD_NEWSLETTER_UNSUBSCRIBE_EMAIL = env("MASTHEAD_NEWSLETTER_UNSUBSCRIBE_EMAIL")
 # Sign-up: days a confirmation link lives (unconfirmed sign-ups are then deleted), limits.
 MASTHEAD_NEWSLETTER_CONFIRM_DAYS = env_int("MASTHEAD_NEWSLETTER_CONFIRM_DAYS", 7)

@@ -1,5 +1,6 @@
-"""System checks for the email providers' webhooks: ``manage.py check --deploy`` fails when
-a configured provider's webhook could be forged (no secret or signing key) or is unknown."""
+"""System checks for sending: ``manage.py check --deploy`` fails when a configured email
+provider's webhook could be forged (no secret or signing key) or is unknown; ``manage.py
+check`` fails on DKIM settings that cannot sign (a malformed key, no selector)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def check_email_webhooks(app_configs=None, **kwargs) -> list[Error]:
                 id="newsletters.E002",
             ))
     return errors
+
+
+@register()
+def check_dkim(app_configs=None, **kwargs) -> list[Error]:
+    from .dkim import check_settings
+
+    return [
+        Error(
+            problem,
+            hint="MASTHEAD_DKIM_PRIVATE_KEY takes a PEM private key (RSA of 2048 bits, or "
+            "Ed25519), e.g. from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`; "
+            "see docs/newsletters.md, DKIM.",
+            id="newsletters.E004",
+        )
+        for problem in check_settings()
+    ]

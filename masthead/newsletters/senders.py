@@ -7,7 +7,10 @@
   over a connection that stays open for the whole send. Neither smtplib nor Django's backend
   pipeline, and a Python library that does would add a dependency for ~100 lines.
 * :class:`BackendSender` hands Django email messages to any configured backend: django-anymail
-  ESPs (through their batch-capable APIs, one message per recipient), the local outbox, etc.
+  ESPs — in batches, one API call for many recipients, where the ESP can personalise a batch
+  (``batching.py``), else one call per recipient — the local outbox, etc.
+* Either way, with ``MASTHEAD_DKIM_*`` set, the pipelined sender signs each message
+  (``dkim.py``), and bodies are 8bit where the server offers 8BITMIME (``rendering.py``).
 
 Each ``send`` returns one :class:`Result` per recipient: sent, transient (retry later) or
 permanent (record the failure; ``hard_bounce`` asks for the address to be suppressed).
@@ -20,11 +23,17 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 
-from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailInvalidAddress,
+    AnymailRecipientsRefused,
+)
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.utils import DNS_NAME
 
+from .batching import batch_message, batch_size, batch_style
+from .dkim import signer_for
 from .rendering import MessageTemplate, Recipient
 
 log = logging.getLogger(__name__)
@@ -70,6 +79,7 @@ class SMTPPipelineSender:
         self.eightbit = False
         self.envelope = template.envelope_from.encode("ascii")
         self.mail_from = b"MAIL FROM:<" + self.envelope + b">\r\n"
+        self.signer = signer_for(template.envelope_from.rpartition("@")[2])
 
     def open(self) -> None:
         cls = smtplib.SMTP_SSL if settings.EMAIL_USE_SSL else smtplib.SMTP
@@ -104,7 +114,10 @@ class SMTPPipelineSender:
         return self.mail_from + b"RCPT TO:<" + recipient.email.encode("ascii") + b">\r\nDATA\r\n"
 
     def _data(self, recipient: Recipient) -> bytes:
-        return self.template.raw(recipient, self.eightbit) + b".\r\n"
+        raw = self.template.raw(recipient, self.eightbit)
+        if self.signer is not None:
+            raw = self.signer.sign(raw)
+        return raw + b".\r\n"
 
     def send(self, recipients: list[Recipient]) -> list[Result]:
         results: list[Result] = []
@@ -215,6 +228,22 @@ class BackendSender:
             self.connection = None
 
     def send(self, recipients: list[Recipient]) -> list[Result]:
+        if self.connection is None:
+            try:
+                self.open()
+            except Exception as exc:  # noqa: BLE001 - any backend error is retried later
+                return [Result(r.ledger_id, TRANSIENT, f"connect: {exc}"[:300])
+                        for r in recipients]
+        style = batch_style()
+        if style is None or len(recipients) < 2:
+            return self._send_each(recipients)
+        size = batch_size(style)
+        results = []
+        for start in range(0, len(recipients), size):
+            results.extend(self._send_batch(recipients[start:start + size], style))
+        return results
+
+    def _send_each(self, recipients: list[Recipient]) -> list[Result]:
         results = []
         for recipient in recipients:
             if self.connection is None:
@@ -226,6 +255,41 @@ class BackendSender:
             results.append(self._send_one(recipient))
         return results
 
+    def _send_batch(self, recipients: list[Recipient], style) -> list[Result]:
+        """One API call for ``recipients``; each one's outcome from anymail's per-recipient
+        status. A call the ESP refused as a whole (4xx: one bad address spoils a SendGrid
+        batch) is sent again one recipient at a time, so that only the bad one fails; a call
+        that failed otherwise (5xx, network, throttling) is retried later for all of them —
+        the ESP took none of it, so nobody is lost and nobody gets it twice."""
+        if self.connection is None:
+            return self._send_each(recipients)
+        message = batch_message(self.template, recipients, style, self.connection)
+        try:
+            self.connection.send_messages([message])
+        except AnymailInvalidAddress:
+            return self._send_each(recipients)  # find the one malformed address
+        except AnymailAPIError as exc:
+            status = getattr(exc, "status_code", None)
+            if status is not None and 400 <= status < 500 and status not in (401, 403, 429):
+                return self._send_each(recipients)
+            return self._batch_failed(recipients, exc)
+        except Exception as exc:  # noqa: BLE001 - classified as for one recipient
+            return self._batch_failed(recipients, exc)
+        statuses = message.anymail_status.recipients or {}
+        lowered = {email.lower(): one for email, one in statuses.items()}
+        return [
+            self._outcome(recipient, statuses.get(recipient.email)
+                          or lowered.get(recipient.email.lower()), sent=1)
+            for recipient in recipients
+        ]
+
+    def _batch_failed(self, recipients: list[Recipient], exc: Exception) -> list[Result]:
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        if isinstance(exc, AnymailRecipientsRefused):
+            return [Result(r.ledger_id, PERMANENT, error, hard_bounce=True) for r in recipients]
+        self.close()
+        return [Result(r.ledger_id, TRANSIENT, error) for r in recipients]
+
     def _send_one(self, recipient: Recipient) -> Result:
         message = self.template.django_message(recipient, connection=self.connection)
         try:
@@ -233,9 +297,16 @@ class BackendSender:
         except Exception as exc:  # noqa: BLE001 - classified below
             return self._classify(recipient, exc)
         status = getattr(message, "anymail_status", None)
-        esp_message_id = ""
+        one = None
         if status is not None and status.recipients:
             one = next(iter(status.recipients.values()))
+        return self._outcome(recipient, one, sent)
+
+    def _outcome(self, recipient: Recipient, one, sent) -> Result:
+        """The ledger's outcome for one recipient from anymail's status for them (None: the
+        backend reports none, e.g. the local outbox)."""
+        esp_message_id = ""
+        if one is not None:
             state = one.status
             if state in ("rejected", "invalid"):
                 return Result(recipient.ledger_id, PERMANENT, f"provider: {state}", True)
