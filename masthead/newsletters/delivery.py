@@ -41,6 +41,7 @@ from masthead.core.crypto import decrypt
 from masthead.core.pagecache import invalidate_pages
 
 from . import tokens
+from .batching import batch_size, batch_style
 from .models import (
     Delivery,
     DeliveryRecipient,
@@ -51,7 +52,7 @@ from .models import (
     message_id_key,
 )
 from .rendering import MessageTemplate, Recipient, render_edition
-from .senders import PERMANENT, SENT, Result, make_sender
+from .senders import PERMANENT, SENT, Result, make_sender, uses_smtp
 
 log = logging.getLogger(__name__)
 State = DeliveryRecipient.State
@@ -475,6 +476,9 @@ def delivery_run(
     if rate > 0:  # a claimed batch must be sent well within the lease
         batch = max(1, min(batch, int(rate * lease / 4)))
     chunk_size = max(1, min(100, batch // connections))
+    style = None if uses_smtp() else batch_style()
+    if style is not None:  # one ESP API call per chunk: as many recipients as it takes
+        chunk_size = max(1, min(batch_size(style), batch // connections))
     if rate > 0:  # a chunk is one token-bucket withdrawal: no bigger than a second's worth
         chunk_size = max(1, min(chunk_size, int(rate / connections) or 1))
     limiter = RateLimiter(rate)
