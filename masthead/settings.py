@@ -161,6 +161,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "masthead.core.middleware.CSPMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
+    # Wagtail's site lookup and routing, remembered per publication generation.
+    "masthead.publishing.routing.RouteCacheMiddleware",
 ]
 
 ROOT_URLCONF = "masthead.urls"

@@ -11,6 +11,8 @@ from django.utils.functional import SimpleLazyObject
 
 from masthead.reach.hosts import reader_base_url
 
+from . import fragments
+
 
 def _nav_sections(request: HttpRequest | None = None) -> list:
     from masthead.publishing.models import SectionPage
@@ -43,6 +45,11 @@ def newsroom(request: HttpRequest) -> dict:
         "outlet_name": settings.MASTHEAD_OUTLET_NAME,
         # The host the reader came in on: a mirror's pages link to the mirror.
         "base_url": reader_base_url(request),
-        "nav_sections": SimpleLazyObject(lambda: _nav_sections(request)),
-        "privacy_url": SimpleLazyObject(lambda: privacy_url(request)),
+        # Shared by every page of a generation (masthead.core.fragments).
+        "nav_sections": SimpleLazyObject(
+            lambda: fragments.cached(request, "nav-sections", lambda: _nav_sections(request))
+        ),
+        "privacy_url": SimpleLazyObject(
+            lambda: fragments.cached(request, "privacy-url", lambda: privacy_url(request))
+        ),
     }

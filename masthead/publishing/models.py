@@ -28,6 +28,7 @@ from wagtail.models import Locale, Orderable, Page
 from wagtail.search import index
 from wagtail.snippets.models import register_snippet
 
+from masthead.core import fragments
 from masthead.core.pagecache import mark_public
 
 from .blocks import ArticleBodyBlock
@@ -140,10 +141,18 @@ class HomePage(ReaderPage):
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
-        articles = list(live_articles(self.locale, request)[:25])
-        context["lead_articles"] = articles[:1]
-        context["articles"] = articles[1:]
-        context["sections"] = public(SectionPage.objects.live(), request).child_of(self)
+
+        def front_page() -> dict:
+            # Cards never print the body: not loading it spares parsing the StreamFields.
+            articles = list(live_articles(self.locale, request).defer("body")[:25])
+            return {
+                "lead_articles": articles[:1],
+                "articles": articles[1:],
+                "sections": list(public(SectionPage.objects.live(), request).child_of(self)),
+            }
+
+        # The front page's lists change only with a publication: built once per generation.
+        context.update(fragments.cached(request, "front-page", front_page, vary=(self.pk,)))
         return context
 
 
@@ -284,9 +293,15 @@ class ArticlePage(ReaderPage):
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
-        context["read_more"] = self.read_more(request=request)
-        context["translations"] = list(
-            public(self.get_translations().live(), request).select_related("locale")
+        # Read-more and the translations change only with a publication: built once per
+        # generation (the cards are shared too, see publishing_tags.shared_teaser).
+        context["read_more"] = fragments.cached(
+            request, "read-more", lambda: self.read_more(request=request), vary=(self.pk,)
+        )
+        context["translations"] = fragments.cached(
+            request, "translations", lambda: list(
+                public(self.get_translations().live(), request).select_related("locale")
+            ), vary=(self.pk,),
         )
         return context
 
@@ -316,4 +331,3 @@ class StandardPage(ReaderPage):
     parent_page_types = ["publishing.HomePage"]
     subpage_types: list[str] = []
     search_fields = [*Page.search_fields, index.SearchField("body")]
-

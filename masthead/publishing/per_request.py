@@ -18,6 +18,8 @@ from django.http import HttpRequest
 from django.utils.translation import get_language
 from wagtail.models import Locale, Page, PageViewRestriction
 
+from masthead.core import fragments
+
 
 def _memo(request: HttpRequest | None, name: str, load) -> Any:
     if request is None:
@@ -53,6 +55,9 @@ def public(queryset, request: HttpRequest | None):
         return [r.page for r in PageViewRestriction.objects.select_related("page")]
 
     private = Q()
-    for restricted in _memo(request, "restricted_pages", load):
+    # The same for every request of a generation: a view restriction's change raises it
+    # (see apps.py).
+    shared = _memo(request, "restricted_pages", lambda: fragments.cached(request, "private", load))
+    for restricted in shared:
         private |= queryset.descendant_of_q(restricted, inclusive=True)
     return queryset.exclude(private) if private else queryset
