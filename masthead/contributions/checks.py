@@ -37,17 +37,33 @@ def check_payment_providers(app_configs=None, **kwargs):
             )
         )
     problems.extend(_webhook_problems(providers))
-    if settings.PRODUCTION and "sandbox" in providers and len(providers) > 1:
+    pretend = _pretend_providers(providers)
+    if settings.PRODUCTION and pretend and len(pretend) < len(providers):
         # A sandbox-only production site is a demo (every page says "no real money"); the
         # sandbox beside real providers would mix pretend gifts into real revenue.
         problems.append(
             Warning(
-                "The sandbox payment provider is enabled beside real ones in production: "
-                "anyone can 'pay' without money. Remove it from MASTHEAD_PAYMENT_PROVIDERS.",
+                f"A payment provider that moves no money ({', '.join(pretend)}) is enabled "
+                "beside real ones in production: anyone can 'pay' without money. Remove it "
+                "from MASTHEAD_PAYMENT_PROVIDERS.",
                 id="contributions.W001",
             )
         )
     return problems
+
+
+def _pretend_providers(providers) -> list[str]:
+    """The enabled providers that move no real money (the sandbox), by their capability."""
+    from .providers import UnknownProvider, get_provider
+
+    pretend = []
+    for key in providers:
+        try:
+            if not get_provider(key).moves_real_money:
+                pretend.append(key)
+        except (UnknownProvider, ImportError, TypeError, ValueError):
+            continue  # reported by the checks above
+    return pretend
 
 
 def _webhook_problems(providers) -> list[Error]:

@@ -56,14 +56,7 @@ def stripe_method_types() -> list[str]:
 def describe(provider) -> tuple[str, tuple[str, ...], str]:
     """``(name, marks, privacy note)`` of an enabled provider, in the active language."""
     key = provider.key
-    kind = type(provider).__name__
-    lookup = {
-        "StripeProvider": "stripe",
-        "PayPalProvider": "paypal",
-        "BTCPayProvider": "btcpay",
-        "BankTransferProvider": "banktransfer",
-        "SandboxProvider": "sandbox",
-    }.get(kind, key)
+    lookup = provider.wording_key or key  # a capability, not a check of its class
     name = str(NAMES.get(lookup, provider.display_name))
     marks = tuple(str(m) for m in provider.marks)
     if lookup == "stripe":

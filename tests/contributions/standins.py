@@ -77,6 +77,7 @@ class StandIn:
     def dispatch(self, method, path, headers, body):
         with self.lock:
             record = {"method": method, "path": urlsplit(path).path, "headers": dict(headers)}
+            record["query"] = dict(parse_qsl(urlsplit(path).query))
             record["body"] = self.parse_body(headers, body)
             self.requests.append(record)
             fail = self.fail_next.get(record["path"], 0)
@@ -112,6 +113,7 @@ class StripeStandIn(StandIn):
         self.secret_key = secret_key
         self.sessions: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
+        self.invoices: dict[str, dict] = {}
         self.idempotent: dict[str, tuple[int, dict]] = {}
         super().__init__()
 
@@ -138,6 +140,14 @@ class StripeStandIn(StandIn):
         if method == "GET" and parts[:3] == ["v1", "checkout", "sessions"] and len(parts) == 4:
             session = self.sessions.get(parts[3])
             return (200, session) if session else _stripe_missing(parts[3])
+        if method == "GET" and path == "/v1/invoices":
+            wanted = self.requests[-1]["query"].get("subscription")
+            found = [
+                i
+                for i in reversed(self.invoices.values())
+                if i["parent"]["subscription_details"]["subscription"] == wanted
+            ]
+            return 200, {"object": "list", "data": found, "has_more": False, "url": path}
         if parts[:2] == ["v1", "subscriptions"] and len(parts) == 3:
             sub = self.subscriptions.get(parts[2])
             if sub is None:
@@ -360,6 +370,7 @@ class StripeStandIn(StandIn):
                     }
                 ],
             }
+        self.invoices[invoice_id] = {**invoice, "created": created}
         return self.event("invoice.paid" if paid else "invoice.payment_failed", invoice, created)
 
     def renewal(
@@ -449,6 +460,7 @@ class PayPalStandIn(StandIn):
         self.orders: dict[str, dict] = {}
         self.plans: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
+        self.sales: dict[str, list[dict]] = {}
         self.products: dict[str, dict] = {}
         self.request_ids: dict[str, tuple[int, dict]] = {}
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -565,6 +577,8 @@ class PayPalStandIn(StandIn):
             sub = self.subscriptions.get(parts[3])
             if sub is None:
                 return 404, {"name": "RESOURCE_NOT_FOUND"}
+            if method == "GET" and parts[-1] == "transactions":
+                return 200, {"transactions": self.sales.get(parts[3], []), "links": []}
             if method == "GET":
                 return 200, sub
             if parts[-1] == "cancel":
@@ -694,6 +708,14 @@ class PayPalStandIn(StandIn):
 
     def sale(self, sub_id: str, price: dict, period: int, when: float | None = None) -> dict:
         sub = self.subscriptions[sub_id]
+        self.sales.setdefault(sub_id, []).append(
+            {
+                "id": f"SALE-{sub_id}-{period}",
+                "status": "COMPLETED",
+                "amount_with_breakdown": {"gross_amount": dict(price)},
+                "time": _iso(time.time() if when is None else when),
+            }
+        )
         return self.event(
             "PAYMENT.SALE.COMPLETED",
             {
@@ -725,6 +747,10 @@ class PayPalStandIn(StandIn):
 
     def payment_failed(self, sub_id: str, price: dict, count: int, when: float) -> dict:
         sub = self.subscriptions[sub_id]
+        sub["billing_info"] = {
+            "failed_payments_count": count,
+            "last_failed_payment": {"amount": price, "time": _iso(when)},
+        }
         return self.event(
             "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
             {
@@ -790,3 +816,31 @@ def post_webhook(provider_key: str, body: bytes, headers: dict[str, str]):
 def deliver(signed, provider_key: str = "sandbox"):
     """Deliver a webhook request the sandbox signed (a ``SignedWebhook``) to the endpoint."""
     return post_webhook(provider_key, signed.body, signed.headers)
+
+
+def history_summary() -> list[tuple]:
+    """What every record's status history must say in any order of delivery: each change
+    starts where the previous ended, ends at the record's status, is caused by a stored event
+    and is never a repeat; and how many times each record ended cancelled or refunded (a
+    replayed cancellation or refund is never written twice)."""
+    from masthead.contributions.models import Contribution, RecurringPlan
+
+    rows = []
+    for model in (Contribution, RecurringPlan):
+        for record in model.objects.prefetch_related("history"):
+            steps = list(record.history.all())
+            pairs = zip(steps, steps[1:], strict=False)
+            chained = all(b.from_status == a.to_status for a, b in pairs)
+            final = steps[-1].to_status if steps else record.status
+            rows.append(
+                (
+                    model.__name__,
+                    record.payment_ref if model is Contribution else record.provider_ref,
+                    chained,
+                    final == record.status,
+                    all(step.event_id for step in steps),
+                    all(step.from_status != step.to_status for step in steps),
+                    sum(step.to_status in ("cancelled", "refunded") for step in steps),
+                )
+            )
+    return sorted(rows, key=repr)

@@ -4,6 +4,7 @@ certificate), with webhooks RSA-signed the way PayPal signs them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from masthead.contributions.models import (
     Contribution,
@@ -19,6 +21,7 @@ from masthead.contributions.models import (
     ProviderEvent,
     RecurringPlan,
 )
+from masthead.contributions.tasks import reconcile
 from masthead.contributions.tokens import checkout_token
 
 from .conftest import WEBHOOK_ID, manage_link_from
@@ -215,3 +218,47 @@ def test_change_amount_and_frequency_revises_the_paypal_subscription(
     assert revise["body"]["plan_id"] == paypal_api.subscriptions[plan.provider_ref]["plan_id"]
     plan.refresh_from_db()
     assert (plan.amount, plan.frequency) == (1200, "annual")
+
+
+def test_reconcile_fetches_paypal_renewals_whose_webhooks_never_came(
+    client, site, paypal_api, on_commit
+):
+    """PayPal charged a renewal and then failed the next one; no webhook reached us. The
+    overdue plan is asked about (transactions and the subscription's billing info), and the
+    renewal, the failure and its one dunning notice follow through the ledger."""
+    start(client, frequency="monthly", amount="500")
+    plan = RecurringPlan.objects.get()
+    first = Contribution.objects.get()
+    activated, sale = paypal_api.approve_subscription(plan.provider_ref, "quiet@example.com")
+    with on_commit():
+        deliver(client, paypal_api, activated)
+        deliver(client, paypal_api, sale)
+    now = time.time()
+    RecurringPlan.objects.filter(pk=plan.pk).update(
+        last_paid_at=timezone.now() - dt.timedelta(days=40)
+    )
+    paypal_api.sales[plan.provider_ref][0]["time"] = _iso(now - 40 * 86400)  # as paid then
+    price = {"value": "5.00", "currency_code": "USD"}
+    paypal_api.sale(plan.provider_ref, price, 2, when=now - 9 * 86400)
+    paypal_api.payment_failed(plan.provider_ref, price, 1, now - 3600)
+    with on_commit():
+        report = reconcile()
+    assert report["plans checked"] == 1 and report["updated"] == 1
+    assert paypal_api.calls("GET", f"/v1/billing/subscriptions/{plan.provider_ref}/transactions")
+    renewal = Contribution.objects.get(payment_ref=f"SALE-{plan.provider_ref}-2")
+    assert renewal.status == ContributionStatus.SUCCEEDED and renewal.is_renewal
+    first.refresh_from_db()
+    assert first.status == ContributionStatus.SUCCEEDED  # the first sale stays the first
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.PAST_DUE
+    assert [c.cause for c in plan.history.all()][-1] == "reconcile"
+    dunning = [m for m in mail.outbox if "did not go through" in m.subject]
+    assert len(dunning) == 1
+    # Asked again: the same answers, nothing applied or sent twice.
+    RecurringPlan.objects.filter(pk=plan.pk).update(
+        last_paid_at=timezone.now() - dt.timedelta(days=40), last_checked_at=None
+    )
+    sent = len(mail.outbox)
+    with on_commit():
+        reconcile()
+    assert len(mail.outbox) == sent

@@ -23,7 +23,7 @@ from masthead.contributions import giving, ledger, reports
 from masthead.contributions.models import Contribution, ProviderEvent, RecurringPlan
 
 from .conftest import WHSEC
-from .standins import StripeStandIn, stripe_signature
+from .standins import StripeStandIn, history_summary, stripe_signature
 
 pytestmark = pytest.mark.django_db
 
@@ -159,7 +159,12 @@ def snapshot() -> dict:
         for p in RecurringPlan.objects.select_related("donor")
     )
     totals = reports.totals_by_currency(Contribution.objects.all())
-    return {"contributions": contributions, "plans": plans, "totals": totals}
+    return {
+        "contributions": contributions,
+        "plans": plans,
+        "totals": totals,
+        "history": history_summary(),
+    }
 
 
 def run_in_savepoint(func):
@@ -187,6 +192,7 @@ def test_shuffled_duplicated_delivery_equals_in_order(stripe_api, site, rng: ran
         assert {"refunded", "disputed", "abandoned"} <= set(statuses)
         assert sorted(p[1] for p in expected["plans"]) == ["active", "cancelled"]
         assert any(p[2] == 2000 and p[1] == "cancelled" for p in expected["plans"])
+        assert all(all(row[2:6]) for row in expected["history"]), expected["history"]
 
         stream = [e for e in events for _ in range(rng.randint(2, 3))]
         rng.shuffle(stream)

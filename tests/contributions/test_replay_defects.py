@@ -25,6 +25,7 @@ from masthead.contributions import giving, ledger, reports
 from masthead.contributions.models import Contribution, ProviderEvent, RecurringPlan
 
 from .conftest import WEBHOOK_ID
+from .standins import history_summary
 from .test_replay import deliver_all as deliver_stripe
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +89,7 @@ def outcome() -> dict:
         "events": events,
         "emails": emails,
         "totals": totals,
+        "history": history_summary(),
     }
 
 
@@ -111,6 +113,7 @@ def same_in_every_order(deliver, events, capture, rng: random.Random, first=()) 
     """
     first = list(first)
     expected = run(deliver, first + events, capture)
+    assert expected["history"] and all(all(row[2:6]) for row in expected["history"]), expected
     stream = [e for e in events for _ in range(rng.randint(2, 3))]
     rng.shuffle(stream)
     assert run(deliver, first + stream, capture) == expected

@@ -241,3 +241,52 @@ def test_thanks_page_while_stripe_has_not_confirmed_yet(client, site, stripe_api
     assert '<meta http-equiv="refresh" content="5">' in html  # until the webhook arrives
     assert 'data-frequency="monthly"' in html
     assert "no-store" in thanks["Cache-Control"] and thanks["Referrer-Policy"] == "no-referrer"
+
+
+def test_reconcile_fetches_renewals_whose_webhooks_never_came(client, site, stripe_api, on_commit):
+    """A renewal Stripe charged (and a later failure, and the end of the subscription) that
+    no webhook reported: reconciliation asks about the overdue plan and the ledger applies
+    what Stripe answers, with a receipt, in the history, once."""
+    start(client, frequency="monthly", amount="500", currency="USD")
+    first = Contribution.objects.get()
+    now = int(time.time())
+    with on_commit():
+        paid = stripe_api.pay(first.checkout_ref, "quiet@example.org", created=now - 41 * 86400)
+        for event in paid:
+            deliver(client, event)
+    plan = RecurringPlan.objects.get()
+    sub = plan.provider_ref
+    RecurringPlan.objects.filter(pk=plan.pk).update(
+        last_paid_at=timezone.now() - dt.timedelta(days=40)
+    )
+    stripe_api.renewal(sub, 2, created=now - 9 * 86400, payment_intent="pi_quiet_2")
+    receipts = len(mail.outbox)
+    with on_commit():
+        report = reconcile()
+    assert report["plans checked"] == 1 and report["updated"] == 1
+    [listing] = stripe_api.calls("GET", "/v1/invoices")
+    assert listing["query"]["subscription"] == sub
+    renewal = Contribution.objects.get(is_renewal=True)
+    assert renewal.status == ContributionStatus.SUCCEEDED and renewal.charge_ref == "pi_quiet_2"
+    assert renewal.history.get().cause == "reconcile"
+    assert len(mail.outbox) == receipts + 1 and mail.outbox[-1].subject.startswith("Receipt")
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE and reconcile()["plans checked"] == 0  # not due
+
+    # Later: Stripe ended the subscription after failed payments; no webhook came either.
+    stripe_api.subscriptions[sub]["status"] = "canceled"
+    stripe_api.subscriptions[sub]["canceled_at"] = now - 3600
+    RecurringPlan.objects.filter(pk=plan.pk).update(
+        last_paid_at=timezone.now() - dt.timedelta(days=40), last_checked_at=None
+    )
+    with on_commit():
+        reconcile()
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.CANCELLED
+    assert plan.history.last().cause == "reconcile"
+    # Asking again finds the same answers: nothing new is applied or sent.
+    RecurringPlan.objects.filter(pk=plan.pk).update(last_checked_at=None)
+    sent = len(mail.outbox)
+    with on_commit():
+        reconcile()
+    assert len(mail.outbox) == sent and Contribution.objects.filter(is_renewal=True).count() == 1

@@ -135,6 +135,9 @@ class PaymentProvider:
     hosts_checkout_page = False
     simulates_events = False
     moves_real_money = True
+    #: Which of ``methods.py``'s names and privacy notes describe it to readers, whatever
+    #: key it is configured under ("" = its key).
+    wording_key = ""
 
     def __init__(self, key: str, **options: Any) -> None:
         self.key = key

@@ -82,6 +82,7 @@ def _ref(custom: Any, prefix: str) -> int | None:
 
 class PayPalProvider(PaymentProvider):
     display_name = "PayPal"
+    wording_key = "paypal"
     marks = ("PayPal",)
 
     def __init__(self, key: str, **options: Any) -> None:
@@ -623,6 +624,51 @@ class PayPalProvider(PaymentProvider):
                 subscription_ref=plan.provider_ref,
             )
         ]
+
+    def fetch_plan_updates(self, plan) -> list[PaymentEvent]:
+        """A plan whose renewal is overdue here: the subscription's payments of the last two
+        periods (sale ids, as PAYMENT.SALE.COMPLETED names them), its last failed payment and
+        whether it has ended — each translated as its webhook would be."""
+        if not plan.provider_ref:
+            return []
+        sub = self._sdk(self.client.subscriptions.get_subscription, {"id": plan.provider_ref})
+        now = dt.datetime.now(dt.UTC)
+        start = now - dt.timedelta(days=800 if plan.frequency == "annual" else 70)
+        listed = self._sdk(
+            self.client.subscriptions.list_subscription_transactions,
+            {
+                "id": plan.provider_ref,
+                "start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "end_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
+        events: list[PaymentEvent] = []
+        for tx in listed.get("transactions") or []:
+            if str(tx.get("status") or "").upper() != "COMPLETED":
+                continue
+            gross = (tx.get("amount_with_breakdown") or {}).get("gross_amount") or {}
+            sale = {
+                "id": tx.get("id"),
+                "amount": {"total": gross.get("value"), "currency": gross.get("currency_code")},
+                "billing_agreement_id": plan.provider_ref,
+                "custom": sub.get("custom_id"),
+                "create_time": tx.get("time"),
+            }
+            events += self.translate(
+                "PAYMENT.SALE.COMPLETED", {"resource": sale, "create_time": tx.get("time")}
+            )
+        info = sub.get("billing_info") or {}
+        if (info.get("last_failed_payment") or {}).get("time"):
+            events += self.translate(
+                "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
+                {"resource": sub, "create_time": info["last_failed_payment"]["time"]},
+            )
+        if str(sub.get("status") or "").upper() in ("CANCELLED", "EXPIRED"):
+            when = sub.get("status_update_time") or now.isoformat()
+            events += self.translate(
+                "BILLING.SUBSCRIPTION.CANCELLED", {"resource": sub, "create_time": when}
+            )
+        return events
 
     def _has_ended(self, ref: str, refusal: ProviderError) -> bool:
         text = str(refusal)

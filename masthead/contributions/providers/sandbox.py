@@ -57,6 +57,7 @@ def sign(body: bytes, timestamp: int | None = None) -> str:
 
 class SandboxProvider(PaymentProvider):
     display_name = "Sandbox (no real money)"
+    wording_key = "sandbox"
     marks = ("Test card",)
     hosts_checkout_page = True
     simulates_events = True

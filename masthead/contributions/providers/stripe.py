@@ -43,6 +43,7 @@ MAX_BODY = 512 * 1024
 
 class StripeProvider(PaymentProvider):
     display_name = "Card, Apple Pay, Google Pay (Stripe)"
+    wording_key = "stripe"
     marks = ("Visa", "Mastercard", "American Express", "Apple Pay", "Google Pay")
 
     def __init__(self, key: str, **options: Any) -> None:
@@ -394,6 +395,37 @@ class StripeProvider(PaymentProvider):
         if status == "complete":
             return self._session_events("completed", data, from_timestamp(data.get("created")))
         return []
+
+    def fetch_plan_updates(self, plan) -> list[PaymentEvent]:
+        """A plan whose renewal is overdue here: its subscription's latest invoices (paid or
+        failed, with the payment intents that paid them) and whether it has ended."""
+        if not plan.provider_ref:
+            return []
+        listed = self._call(
+            self.client.v1.invoices.list,
+            params={
+                "subscription": plan.provider_ref,
+                "limit": 5,
+                "expand": ["data.payments"],
+            },
+        )
+        events: list[PaymentEvent] = []
+        for invoice in listed.data:
+            data = invoice.to_dict() if hasattr(invoice, "to_dict") else dict(invoice)
+            created = from_timestamp(data.get("created"))
+            if data.get("status") == "paid":
+                events += self._invoice_events("invoice.paid", data, created)
+            elif data.get("status") == "open" and (as_int(data.get("attempt_count")) or 0) > 0:
+                # The invoice's own time, so that asking twice finds the same failure.
+                events += self._invoice_events("invoice.payment_failed", data, created)
+        subscription = self._call(self.client.v1.subscriptions.retrieve, plan.provider_ref)
+        data = subscription.to_dict() if hasattr(subscription, "to_dict") else dict(subscription)
+        if data.get("status") in ("canceled", "incomplete_expired"):
+            ended = data.get("canceled_at") or data.get("ended_at")
+            events += self._subscription_events(
+                "customer.subscription.deleted", data, from_timestamp(ended)
+            )
+        return events
 
     def fix_payment_url(self, plan, return_url: str) -> str:
         if not plan.provider_customer:
