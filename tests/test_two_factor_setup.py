@@ -140,7 +140,7 @@ def test_staff_with_a_device_give_a_code_before_seeing_subscribers(client, site,
     verified = client.post("/account/verify/", {"otp_token": code, "next": url})
     assert verified.status_code == 302 and verified["Location"] == url
     export = client.get(url)
-    assert export.status_code == 200
+    assert export.status_code == 200 and export["Content-Type"].startswith("text/csv")
 
 
 @pytest.mark.django_db

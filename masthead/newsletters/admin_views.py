@@ -1,5 +1,6 @@
-"""Editor views in the Wagtail admin: an edition's send page (test send, schedule, send now,
-pause/resume) and the live progress of its delivery."""
+"""Editor views in the Wagtail admin: an edition's send page (test send, schedule, pause and
+resume), the confirmation that "Send now" asks for (naming how many readers will get it; only
+its POST sends) and the live progress of a delivery as a small JSON status."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from .delivery import (
     DeliveryError,
@@ -112,9 +114,8 @@ def send_page(request, pk):
                 messages.success(request, "No longer scheduled: the edition is a draft again.")
                 return redirect(here)
             elif action == "send_now":
-                delivery_start(edition)
-                messages.success(request, "Sending has started.")
-                return redirect(here)
+                # Sending needs the confirmation page, which names the number of readers.
+                return redirect("newsletters_admin:send_now", edition.pk)
             elif action in ("pause", "resume") and hasattr(edition, "delivery"):
                 (delivery_pause if action == "pause" else delivery_resume)(edition.delivery)
                 messages.success(request, "Paused." if action == "pause" else "Resumed.")
@@ -133,17 +134,93 @@ def send_page(request, pk):
         "schedule_form": schedule_form,
         "zone": zone,
         "delivery": delivery,
-        "progress": delivery_progress(delivery) if delivery else None,
+        "progress": progress_status(delivery) if delivery else None,
         "progress_url": reverse("newsletters_admin:progress", args=[edition.pk]),
         "edit_url": reverse("wagtailsnippets_newsletters_edition:edit", args=[edition.pk]),
         "scheduled_local": timezone.localtime(edition.scheduled_at, zone)
         if edition.scheduled_at else None,
         "links": edition.links.order_by("-clicks", "pk"),
-        "recipients_now": edition.newsletter.subscriptions.filter(
-            status="confirmed", subscriber__suppressed_at__isnull=True
-        ).count(),
+        "recipients_now": recipients_now(edition),
+        "send_now_url": reverse("newsletters_admin:send_now", args=[edition.pk]),
+        **admin_chrome(edition, "Send"),
     }
     return render(request, "newsletters/admin/send.html", context, status=status)
+
+
+def admin_chrome(edition: Edition, title: str, *, last_url: str = "") -> dict:
+    """Wagtail's slim header for these pages: breadcrumbs Editions › subject › title."""
+    return {
+        "header_title": f"{title}: {edition.subject}",
+        "header_icon": "mail",
+        "breadcrumbs_items": [
+            {"url": reverse("wagtailadmin_home"), "label": "Home"},
+            {"url": reverse("wagtailsnippets_newsletters_edition:list"), "label": "Editions"},
+            {
+                "url": reverse("wagtailsnippets_newsletters_edition:edit", args=[edition.pk]),
+                "label": edition.subject,
+            },
+            {"url": last_url, "label": title},
+        ],
+    }
+
+
+def recipients_now(edition: Edition) -> int:
+    """Readers who would get the edition if it were sent now (as delivery_start counts)."""
+    return edition.newsletter.subscriptions.filter(
+        status="confirmed", subscriber__suppressed_at__isnull=True
+    ).count()
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("newsletters.change_edition", raise_exception=True)
+def send_now(request, pk):
+    """GET: "Send to N readers now?" with a button; POST: start sending. Works without JS."""
+    edition = get_object_or_404(Edition.objects.select_related("newsletter"), pk=pk)
+    here = reverse("newsletters_admin:send", args=[edition.pk])
+    if edition.status in (Edition.Status.SENDING, Edition.Status.SENT):
+        messages.error(request, f"“{edition}” has already been sent.")
+        return redirect(here)
+    count = recipients_now(edition)
+    status = 200
+    if request.method == "POST":
+        try:
+            delivery_start(edition)
+        except DeliveryError as exc:
+            messages.error(request, str(exc))
+            status = 400
+        else:
+            messages.success(request, f"Sending has started ({count} reader{pluralize(count)}).")
+            return redirect(here)
+    context = {
+        "edition": edition,
+        "newsletter": edition.newsletter,
+        "recipients": count,
+        "send_url": here,
+        **admin_chrome(edition, "Send now"),
+    }
+    return render(request, "newsletters/admin/confirm_send.html", context, status=status)
+
+
+def progress_status(delivery: Delivery) -> dict:
+    """The delivery's counts plus the words the page shows, from one read of each row: the
+    edition's status and the summary line always describe the same moment."""
+    data = delivery_progress(delivery)
+    edition = Edition.objects.only("status").get(pk=delivery.edition_id)
+    label = Delivery.Status(delivery.status).label
+    if delivery.status == Delivery.Status.SENDING and not data["remaining"]:
+        label = "Finishing"
+    summary = f"{label}: {data['sent']} of {data['total']} sent"
+    extras = [f"{data[k]} {word}" for k, word in (("failed", "failed"), ("skipped", "skipped"))
+              if data[k]]
+    if extras:
+        summary += f" ({', '.join(extras)})"
+    return {
+        **data,
+        "status_label": label,
+        "summary": summary,
+        "edition_status": edition.status,
+        "edition_status_label": Edition.Status(edition.status).label,
+    }
 
 
 @require_GET
@@ -152,4 +229,4 @@ def progress(request, pk):
     delivery = Delivery.objects.filter(edition_id=pk).first()
     if delivery is None:
         return JsonResponse({"status": "not started"}, status=404)
-    return JsonResponse(delivery_progress(delivery))
+    return JsonResponse(progress_status(delivery))  # the admin's URLs are never cached

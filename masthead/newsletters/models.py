@@ -37,6 +37,19 @@ from wagtail.models import Orderable, PreviewableMixin
 from masthead.core.crypto import EncryptedTextField
 from masthead.reach.widgets import MirrorURLInput
 
+
+def slug_within(text: str, max_length: int, *, allow_unicode: bool = False) -> str:
+    """Django's slugify, shortened to at most ``max_length`` at the last whole word (a cut
+    mid-word read "…-and-a-letterpr"); a single word longer than that is cut where it must
+    be. (python-slugify's word_boundary does the same but is no runtime dependency here.)"""
+    slug = slugify(text, allow_unicode=allow_unicode)
+    if len(slug) > max_length:
+        head = slug[: max_length + 1]
+        boundary = head.rfind("-")
+        slug = head[:boundary] if boundary > 0 else slug[:max_length]
+    return slug.strip("-_")
+
+
 WEEKDAYS = [
     (0, "Monday"),
     (1, "Tuesday"),
@@ -154,7 +167,7 @@ class Newsletter(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.slug:
-            self.slug = slugify(self.name)[:80] or "newsletter"
+            self.slug = slug_within(self.name, 80) or "newsletter"
         super().save(*args, **kwargs)
 
     @property
@@ -316,7 +329,7 @@ class Edition(PreviewableMixin, ClusterableModel):
 
     @property
     def slug(self) -> str:
-        return slugify(self.subject, allow_unicode=True)[:60] or "edition"
+        return slug_within(self.subject, 60, allow_unicode=True) or "edition"
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

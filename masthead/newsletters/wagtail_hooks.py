@@ -1,11 +1,15 @@
 """The Newsletters menu in the Wagtail admin: newsletters, editions (with live preview and
-the send page), subscribers (counts and states; addresses stay encrypted at rest, and every
-page that shows them decrypted writes an entry in core's access log)."""
+the send page, reached by visible buttons on the edition and a column in the list),
+subscribers (counts and states; addresses stay encrypted at rest, every page or CSV export that
+shows them decrypted writes an entry in core's access log, and the staff who can open them
+must use two-factor authentication: see apps.py)."""
 
 from django.core.exceptions import PermissionDenied
 from django.urls import include, path, reverse
+from django.utils.functional import cached_property
 from wagtail import hooks
-from wagtail.admin.widgets import Button
+from wagtail.admin.ui.tables import Column
+from wagtail.admin.widgets import HeaderButton
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.snippets.views import chooser
 from wagtail.snippets.views.snippets import (
@@ -19,13 +23,15 @@ from wagtail.snippets.views.snippets import (
     UsageView,
 )
 
-from masthead.core.audit import record_admin_view
+from masthead.core import csvexport
+from masthead.core.audit import AuditEntry, record_admin_view
 
 from . import admin_views
 from .models import Edition, Newsletter, Subscription
 
 admin_urlpatterns = [
     path("edition/<int:pk>/send/", admin_views.send_page, name="send"),
+    path("edition/<int:pk>/send-now/", admin_views.send_now, name="send_now"),
     path("edition/<int:pk>/progress/", admin_views.progress, name="progress"),
 ]
 
@@ -42,19 +48,45 @@ class NewsletterViewSet(SnippetViewSet):
     list_display = ["name", "language", "is_default", "active"]
 
 
+def edition_actions(edition: Edition) -> list[tuple[str, str, str]]:
+    """(label, url, icon) of what an editor can do with the edition now, in order."""
+    send = reverse("newsletters_admin:send", args=[edition.pk])
+    if edition.status in (Edition.Status.SENDING, Edition.Status.SENT):
+        return [("Delivery and clicks", send, "mail")]
+    return [
+        ("Send now…", reverse("newsletters_admin:send_now", args=[edition.pk]), "mail"),
+        ("Reschedule" if edition.status == Edition.Status.SCHEDULED else "Schedule",
+         f"{send}#schedule", "date"),
+        ("Send a test", f"{send}#test", "success"),
+    ]
+
+
 class EditionEditView(EditView):
-    @property
-    def header_more_buttons(self):
-        buttons = list(super().header_more_buttons)
-        buttons.append(
-            Button(
-                "Send, schedule or test",
-                url=reverse("newsletters_admin:send", args=[self.object.pk]),
-                icon_name="mail",
-                priority=5,
-            )
-        )
+    """The edition's edit page shows its send, schedule and test actions as header buttons,
+    not inside the "⋯" menu."""
+
+    @cached_property
+    def header_buttons(self):
+        buttons = list(super().header_buttons)
+        if self.request.user.has_perm("newsletters.change_edition"):
+            buttons += [
+                HeaderButton(label, url=url, icon_name=icon, priority=10 + n)
+                for n, (label, url, icon) in enumerate(edition_actions(self.object))
+            ]
         return buttons
+
+
+class EditionActionsColumn(Column):
+    """The list's "Send" column: links to the same actions, one click away."""
+
+    cell_template_name = "newsletters/admin/edition_actions_cell.html"
+
+    def get_cell_context_data(self, instance, parent_context):
+        context = super().get_cell_context_data(instance, parent_context)
+        request = parent_context.get("request")
+        allowed = request is not None and request.user.has_perm("newsletters.change_edition")
+        context["actions"] = edition_actions(instance) if allowed else []
+        return context
 
 
 class EditionViewSet(SnippetViewSet):
@@ -62,7 +94,14 @@ class EditionViewSet(SnippetViewSet):
     icon = "doc-full"
     menu_label = "Editions"
     edit_view_class = EditionEditView
-    list_display = ["subject", "newsletter", "status", "scheduled_at", "sent_at"]
+    list_display = [
+        "subject",
+        "newsletter",
+        "status",
+        "scheduled_at",
+        "sent_at",
+        EditionActionsColumn("send", label="Send"),
+    ]
     list_filter = ["newsletter", "status"]
     search_fields = ["subject"]
 
@@ -77,12 +116,33 @@ class NoAddPermissionPolicy(ModelPermissionPolicy):
         return any(self.user_has_permission(user, action) for action in actions)
 
 
+SUBSCRIPTION_EXPORT = [
+    "id",
+    "subscriber.email",
+    "newsletter.slug",
+    "status",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+]
+
+
 class SubscriptionIndexView(IndexView):
-    """Each row shows an address: one log entry per page view, with the count."""
+    """Each row shows an address: one log entry per page view, with the count; a CSV or
+    XLSX export is logged as an export of that many addresses."""
+
+    custom_field_preprocess = {
+        "subscriber.email": {"csv": csvexport.spreadsheet_safe},
+    }
 
     def get_context_data(self, *args, **kwargs):
         context = super().get_context_data(*args, **kwargs)
-        if shown := len(context["object_list"]):
+        if self.is_export:
+            record_admin_view(
+                self.request, "subscriber", count=context["object_list"].count(),
+                action=AuditEntry.Action.EXPORT,
+            )
+        elif shown := len(context["object_list"]):
             record_admin_view(self.request, "subscriber", count=shown)
         return context
 
@@ -180,6 +240,12 @@ class SubscriptionViewSet(SnippetViewSet):
     chooser_viewset_class = SubscriptionChooserViewSet
     list_display = ["subscriber", "newsletter", "status", "created_at", "confirmed_at"]
     list_filter = ["newsletter", "status"]
+    list_export = SUBSCRIPTION_EXPORT
+    export_headings = csvexport.export_headings(
+        SUBSCRIPTION_EXPORT,
+        **{"subscriber.email": "Email", "newsletter.slug": "Newsletter"},
+    )
+    export_filename = "subscribers"
     copy_view_enabled = False
     inspect_view_enabled = True
     panels: list = []
@@ -199,14 +265,3 @@ class NewslettersGroup(SnippetViewSetGroup):
 @hooks.register("register_admin_viewset")
 def register_viewsets():
     return NewslettersGroup()
-
-
-@hooks.register("register_snippet_listing_buttons")
-def edition_send_button(snippet, user, next_url=None):
-    if isinstance(snippet, Edition) and user.has_perm("newsletters.change_edition"):
-        yield Button(
-            "Send / schedule / test",
-            url=reverse("newsletters_admin:send", args=[snippet.pk]),
-            icon_name="mail",
-            priority=5,
-        )
