@@ -31,6 +31,9 @@ def run(argv: list[str]) -> int:
 
     # Links in emails and feeds point at the address being served unless configured.
     os.environ.setdefault("MASTHEAD_BASE_URL", f"http://{options.bind}")
+    if not options.no_demo:
+        # The demo also offers a bank-transfer pledge (example account details, no money).
+        os.environ.setdefault("MASTHEAD_PAYMENT_PROVIDERS", "sandbox,banktransfer")
     setup = ["setup"] if options.no_demo else ["setup", "--demo"]
     subprocess.run(_manage(*setup), check=True)
     children: list[subprocess.Popen] = []

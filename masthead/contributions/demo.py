@@ -31,6 +31,7 @@ def load_demo() -> None:
                     amount=amount,
                     defaults={"suggested": amount == suggested, "sort_order": position},
                 )
+    _demo_bank_account()
     if Contribution.objects.filter(checkout_ref__startswith="demo-").exists():
         return
     now = timezone.now()
@@ -56,6 +57,21 @@ def load_demo() -> None:
             status="succeeded", announced_at=now, receipt_sent_at=now,
             source="appeal:demo" if period == 1 else "",
         )  # fmt: skip
+
+
+def _demo_bank_account() -> None:
+    """Example account details for the demo's bank-transfer pledges (not a real account)."""
+    from .bankaccount import BankAccountSettings
+
+    account = BankAccountSettings.load()
+    if account.account_holder:
+        return
+    account.account_holder = "The Lantern Media Foundation (demo)"
+    account.iban = "DE89370400440532013000"  # the standard example IBAN
+    account.swift = "COBADEFFXXX"
+    account.bank_name = "Example Bank"
+    account.other_details = "Demo details: do not send money."
+    account.save()
 
 
 def _donor(email: str, name: str) -> Donor:

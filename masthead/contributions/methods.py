@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 NAMES = {
     "stripe": _("Card, Apple Pay, Google Pay (Stripe)"),
     "paypal": _("PayPal"),
-    "btcpay": _("Bitcoin (BTCPay Server)"),
+    "btcpay": _("Bitcoin"),
     "banktransfer": _("Bank transfer"),
     "sandbox": _("Sandbox (no real money)"),
 }

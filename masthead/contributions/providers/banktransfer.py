@@ -69,6 +69,7 @@ def normalise(text: str) -> str:
 class BankTransferProvider(PaymentProvider):
     display_name = "Bank transfer"
     marks = ("IBAN", "SWIFT")
+    wording_key = "banktransfer"
     pay_by_link = True  # recurring pledges: a reminder with the reference each period
 
     def start_checkout(self, contribution, plan, urls: CheckoutUrls) -> str:

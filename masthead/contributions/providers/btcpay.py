@@ -79,6 +79,7 @@ def to_major(amount: int, currency: str) -> str:
 class BTCPayProvider(PaymentProvider):
     display_name = "Bitcoin (BTCPay Server)"
     marks = ("Bitcoin", "Lightning")
+    wording_key = "btcpay"
     pay_by_link = True  # recurring plans: a fresh invoice each period, by email
 
     # Settings are read when used, so a test (or an operator) changing them takes effect.
