@@ -74,7 +74,7 @@ class Line:
     @property
     def amount_label(self) -> str:
         if self.amount is None:
-            return self.amount_text
+            return f"{self.amount_text} {self.currency}".strip()
         return format_money(self.amount, self.currency)
 
 

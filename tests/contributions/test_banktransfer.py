@@ -68,6 +68,16 @@ def pledge(client, frequency="once", amount="2500", currency="EUR", email="p@exa
     return contribution, page
 
 
+def test_no_webhooks_and_a_clean_system_check(client, site, bank):
+    from django.core.checks import run_checks
+
+    response = client.post(
+        "/support/webhooks/banktransfer/", b"{}", content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert not [e for e in run_checks() if e.id and e.id.startswith("contributions.")]
+
+
 def test_reference_is_human_friendly_and_normalised():
     assert not set("01OIL") & set(ALPHABET)
     assert normalise("7kqp 3mxd") == "7KQP-3MXD"

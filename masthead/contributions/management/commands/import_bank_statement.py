@@ -48,7 +48,7 @@ class Command(BaseCommand):
         for line in report.to_look_at:
             self.stdout.write(
                 f"line {line.number}: {line.outcome}: {line.raw_reference!r} "
-                f"{line.amount_label} {line.currency} {line.date_text} — {line.detail}"
+                f"{line.amount_label} {line.date_text} — {line.detail}"
             )
         if report.to_look_at:
             raise SystemExit(1)
