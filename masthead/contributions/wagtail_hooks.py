@@ -42,6 +42,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 
+from masthead.core import csvexport
 from masthead.core.audit import AuditEntry, record_admin_view
 from masthead.core.crypto import email_index
 
@@ -299,7 +300,15 @@ class ContributionViewSet(ReadOnlyViewSet):
         "donor_id",
         "export_source",
     ]
-    export_headings = {"amount": "amount (minor units)", "export_source": "source"}
+    # The admin's one CSV heading style (core.csvexport): "Title case", in any admin language.
+    export_headings = csvexport.export_headings(
+        list_export,
+        amount="Amount (minor units)",
+        refunded_amount="Refunded (minor units)",
+        payment_ref="Payment reference",
+        is_renewal="Renewal",
+        export_source="Source",
+    )
     export_filename = "contributions"
 
     def get_urlpatterns(self):
@@ -394,6 +403,9 @@ class RecurringPlanViewSet(ReadOnlyViewSet):
         "cancelled_at",
         "donor_id",
     ]
+    export_headings = csvexport.export_headings(
+        list_export, amount="Amount (minor units)", provider_ref="Provider reference"
+    )
     export_filename = "recurring-plans"
 
     def get_urlpatterns(self):

@@ -135,8 +135,8 @@ def test_contribution_list_filters_totals_and_csv(client, site):
     export = client.get(url, {"export": "csv", "currency": "USD"})
     assert export.status_code == 200
     rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
-    assert sorted(r["amount (minor units)"] for r in rows) == ["2500", "500"]
-    assert rows[0]["source"] == "'-1+1"  # no formula injection
+    assert sorted(r["Amount (minor units)"] for r in rows) == ["2500", "500"]
+    assert rows[0]["Source"] == "'-1+1"  # no formula injection
     assert "erin@example.org" not in json.dumps(rows)
     # Financial records are read-only in the admin.
     contribution = Contribution.objects.first()
