@@ -488,6 +488,18 @@ LOGGING = {
 # --- Masthead -------------------------------------------------------------------------------
 
 MASTHEAD_OUTLET_NAME = WAGTAIL_SITE_NAME
+# The outlet's name in other languages, "ru=Фонарь,uk=Ліхтар" (masthead.core.outlet); the
+# demo's default name comes with its Russian one.
+MASTHEAD_OUTLET_NAMES = {
+    code.strip(): name.strip()
+    for code, _sep, name in (
+        item.partition("=")
+        for item in env_list(
+            "MASTHEAD_OUTLET_NAMES", "" if env("MASTHEAD_OUTLET_NAME") else "ru=Фонарь"
+        )
+    )
+    if code.strip() and name.strip()
+}
 # Key for personal data encrypted at rest (donor and subscriber emails). A urlsafe base64
 # Fernet key, or several separated by commas (the first encrypts, all decrypt: rotation).
 MASTHEAD_DATA_KEYS = env("MASTHEAD_DATA_KEYS")

@@ -3,9 +3,11 @@ violated, the article's seven blocks show in order, and no link on the page is d
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from django.urls import reverse
 
 from masthead.publishing.models import ArticlePage
 
@@ -139,3 +141,92 @@ def test_russian_article_is_clean_too(transactional_db, demo, live_server, watch
     assert page.locator("html").get_attribute("lang") == "ru"
     assert page.locator("article h1").inner_text() == article.title
     assert_clean(page, record)
+
+
+# --- The reader's pages at a phone's and a laptop's width (issue 13) -------------------------
+
+SHOTS = Path(__file__).resolve().parent.parent / "data" / "screenshots"
+WIDTHS = (390, 1280)
+
+
+def _reader_pages() -> list[tuple[str, str]]:
+    from masthead.publishing.models import HomePage, SectionPage
+
+    article = ArticlePage.objects.get(external_id="demo-002")
+    section = SectionPage.objects.live().filter(locale__language_code="en").first()
+    return [
+        ("home", "/"),
+        ("home-ru", HomePage.objects.get(locale__language_code="ru").url),
+        ("section", section.url),
+        ("article", article.url),
+        ("search", reverse("publishing:search") + "?q=ferry"),
+        ("give", reverse("contributions:give")),
+        ("newsletter", reverse("newsletters:index")),
+    ]
+
+
+def _settle(page) -> None:
+    """Scroll through so lazy images load, wait for every image, then back to the top."""
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    for _ in range(100):  # (wait_for_function would poll with eval, which the CSP refuses)
+        if page.evaluate("[...document.images].every(i => i.complete)"):
+            break
+        page.wait_for_timeout(50)
+    page.evaluate("window.scrollTo(0, 0)")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_reader_pages_at_phone_and_laptop_width(
+    transactional_db, demo, live_server, watched, width
+):
+    """Every reader page type fits the screen, loads only sharp images from its own origin,
+    and is kept as a screenshot (data/screenshots/reader-<page>-<width>.png) to look at."""
+    page, record = watched
+    page.set_viewport_size({"width": width, "height": 900})
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for name, path in _reader_pages():
+        load(page, live_server.url + path)
+        _settle(page)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (name, width, overflow)
+        broken = page.evaluate("[...document.images].filter(i => !i.naturalWidth).map(i => i.src)")
+        assert broken == [], (name, broken)
+        # Sharp: no image is drawn wider than its rendition's pixels (device pixel ratio 1).
+        blurry = page.evaluate(
+            "[...document.images].filter(i => i.naturalWidth && i.getBoundingClientRect().width"
+            " > i.naturalWidth + 1).map(i => [i.currentSrc, i.naturalWidth,"
+            " i.getBoundingClientRect().width])"
+        )
+        assert blurry == [], (name, width, blurry)
+        # One line per choice in the segmented controls ("Annual" never wraps).
+        tall = page.evaluate(
+            "[...document.querySelectorAll('.segment > span')].filter(s => s.offsetParent"
+            " && s.getBoundingClientRect().height > 50).map(s => s.textContent)"
+        )
+        assert tall == [], (name, width, tall)
+        if width == 390:
+            # The header leaves the news near the top of a phone's screen.
+            header = page.locator(".site-header").bounding_box()
+            assert header["height"] < 120, (name, header)
+        page.screenshot(path=str(SHOTS / f"reader-{name}-{width}.png"), full_page=True)
+        assert_clean(page, record)
+
+
+def test_lead_image_is_sharp_eager_and_the_others_lazy(transactional_db, demo, live_server, page):
+    """The first picture on the front page and on an article loads at once with high
+    priority, from a set of renditions in modern formats; the rest wait until scrolled to."""
+    article = ArticlePage.objects.get(external_id="demo-002")
+    for path in ("/", article.url):
+        load(page, live_server.url + path)
+        images = page.locator("main img")
+        first = images.first
+        assert first.get_attribute("loading") == "eager", path
+        assert first.get_attribute("fetchpriority") == "high", path
+        assert first.get_attribute("width") and first.get_attribute("height"), path
+        assert len(first.get_attribute("srcset").split(",")) >= 3, path
+        sources = page.locator("main picture").first.locator("source")
+        types = [sources.nth(i).get_attribute("type") for i in range(sources.count())]
+        assert "image/webp" in types, path
+        assert ".webp" in first.evaluate("img => img.currentSrc"), path
+        lazy = [images.nth(i).get_attribute("loading") for i in range(1, images.count())]
+        assert lazy and set(lazy) == {"lazy"}, (path, lazy)

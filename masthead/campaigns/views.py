@@ -112,3 +112,27 @@ def events(request: HttpRequest) -> HttpResponse:
     count_events((variant, event) for _campaign, variant, event in parsed)
     return HttpResponse(status=204)
 
+
+
+@csrf_exempt  # a form on a cached page, like the checkout it leads to
+@require_POST
+def appeal_checkout(request: HttpRequest) -> HttpResponse:
+    """The appeal's form: an amount the checkout would refuse goes back to the appeal on the
+    article, at the anchor of the message that says why (303); anything else goes on to the
+    checkout with the same POST (307), which validates everything again."""
+    from django.http import HttpResponseRedirect
+    from django.urls import reverse
+
+    from .appeal_check import amount_problem, return_anchor
+
+    back = return_anchor(request.POST.get("return_to", ""), request.get_host())
+    problem = amount_problem(request.POST) if back else None
+    if problem:
+        path, prefix = back
+        response = HttpResponseRedirect(f"{path}#{prefix}-error-{problem}")
+        response.status_code = 303
+    else:
+        response = HttpResponseRedirect(reverse("contributions:checkout"))
+        response.status_code = 307  # the browser posts the same form to the checkout
+    response["Cache-Control"] = "no-store, private, max-age=0"
+    return response

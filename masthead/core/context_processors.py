@@ -5,10 +5,10 @@ and the view restrictions through :mod:`masthead.publishing.per_request`, so a p
 needs them (campaigns, structured data) does not query for them again.
 """
 
-from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from masthead.core.outlet import outlet_name
 from masthead.reach.hosts import reader_base_url
 
 from . import fragments
@@ -42,7 +42,7 @@ def privacy_url(request: HttpRequest | None = None) -> str:
 
 def newsroom(request: HttpRequest) -> dict:
     return {
-        "outlet_name": settings.MASTHEAD_OUTLET_NAME,
+        "outlet_name": outlet_name(),
         # The host the reader came in on: a mirror's pages link to the mirror.
         "base_url": reader_base_url(request),
         # Shared by every page of a generation (masthead.core.fragments).

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
 
-from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -12,12 +12,17 @@ from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed
 from django.utils.translation import get_language
 from wagtail.models import Locale
 
+from masthead.core.outlet import outlet_name
 from masthead.core.pagecache import mark_public
 from masthead.reach.hosts import reader_base_url
 
 from .models import SectionPage, live_articles
 
 FEED_LENGTH = 30
+
+# Wagtail's editor marks each rich-text block with data-block-key="…": internal, and
+# meaningless to a feed reader.
+BLOCK_KEY_RE = re.compile(r'\s+data-block-key="[^"]*"')
 
 
 class FullTextRss(Rss201rev2Feed):
@@ -75,14 +80,14 @@ class ArticleFeed(Feed):
         return section
 
     def title(self, obj):
-        name = settings.MASTHEAD_OUTLET_NAME
+        name = outlet_name()
         return f"{obj.title} — {name}" if isinstance(obj, SectionPage) else name
 
     def link(self, obj):
         return obj.url if isinstance(obj, SectionPage) else "/"
 
     def description(self, obj):
-        return getattr(obj, "intro", "") or f"Latest from {settings.MASTHEAD_OUTLET_NAME}"
+        return getattr(obj, "intro", "") or f"Latest from {outlet_name()}"
 
     def feed_url(self, obj):
         return self.request.path
@@ -122,6 +127,7 @@ class ArticleFeed(Feed):
             # Absolute image URLs on the host the feed was read from (a mirror, the onion).
             "publishing/feed_item.html", {"page": item, "base": reader_base_url(self.request)}
         )
+        content = BLOCK_KEY_RE.sub("", content)
         return {"content": content, "creators": [a.name for a in item.authors]}
 
 

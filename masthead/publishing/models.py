@@ -140,16 +140,29 @@ class HomePage(ReaderPage):
     max_count_per_parent = 1
 
     def get_context(self, request, *args, **kwargs):
+        from .cards import prepare_cards
+
         context = super().get_context(request, *args, **kwargs)
 
         def front_page() -> dict:
-            # Cards never print the body: not loading it spares parsing the StreamFields.
-            articles = list(live_articles(self.locale, request).defer("body")[:25])
-            return {
-                "lead_articles": articles[:1],
-                "articles": articles[1:],
-                "sections": list(public(SectionPage.objects.live(), request).child_of(self)),
-            }
+            front: dict = {}
+            sections = list(public(SectionPage.objects.live(), request).child_of(self))
+            # Cards never print the body: not loading it spares parsing 40 StreamFields.
+            articles = prepare_cards(
+                live_articles(self.locale, request).defer("body")[:40], sections
+            )
+            # A front page: the lead, the top stories beside it, then each section's newest.
+            lead, top = articles[:1], articles[1:4]
+            shown = {a.pk for a in lead + top}
+            for section in sections:
+                section.stories = [
+                    a for a in articles if a.card_section is section and a.pk not in shown
+                ][:4]
+            front["lead_articles"] = lead
+            front["top_stories"] = top
+            front["articles"] = articles[1:25]
+            front["sections"] = [s for s in sections if s.stories]
+            return front
 
         # The front page's lists change only with a publication: built once per generation.
         context.update(fragments.cached(request, "front-page", front_page, vary=(self.pk,)))
@@ -169,9 +182,12 @@ class SectionPage(ReaderPage):
     def get_context(self, request, *args, **kwargs):
         from django.core.paginator import Paginator
 
+        from .cards import prepare_cards
+
         context = super().get_context(request, *args, **kwargs)
         paginator = Paginator(self.articles(request), 20)
         context["page_obj"] = paginator.get_page(request.GET.get("page"))
+        prepare_cards(context["page_obj"].object_list, [self])
         return context
 
 
@@ -293,10 +309,13 @@ class ArticlePage(ReaderPage):
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
+        from .cards import prepare_cards
+
         # Read-more and the translations change only with a publication: built once per
         # generation (the cards are shared too, see publishing_tags.shared_teaser).
         context["read_more"] = fragments.cached(
-            request, "read-more", lambda: self.read_more(request=request), vary=(self.pk,)
+            request, "read-more", lambda: prepare_cards(self.read_more(request=request)),
+            vary=(self.pk,),
         )
         context["translations"] = fragments.cached(
             request, "translations", lambda: list(
@@ -331,3 +350,4 @@ class StandardPage(ReaderPage):
     parent_page_types = ["publishing.HomePage"]
     subpage_types: list[str] = []
     search_fields = [*Page.search_fields, index.SearchField("body")]
+

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.templatetags.static import static
 
+from masthead.core.outlet import outlet_name
 from masthead.reach.hosts import page_url, reader_base_url
 
 
@@ -31,6 +33,15 @@ def _page_url(page, request: HttpRequest | None) -> str | None:
     return page_url(page, request) if request is not None else page.get_full_url()
 
 
+def _absolute(page, request: HttpRequest | None, url: str) -> str:
+    return url if "://" in url else site_root(page, request) + url
+
+
+def _iso(moment) -> str | None:
+    """ISO 8601 to the second, with the offset (no microseconds)."""
+    return moment.replace(microsecond=0).isoformat() if moment else None
+
+
 def article_jsonld(page, request: HttpRequest | None = None) -> dict:
     """The NewsArticle object for ``page`` (an ArticlePage)."""
     from .per_request import newsroom_settings
@@ -41,15 +52,22 @@ def article_jsonld(page, request: HttpRequest | None = None) -> dict:
         "mainEntityOfPage": {"@type": "WebPage", "@id": _page_url(page, request)},
         "headline": page.title[:110],
         "inLanguage": page.locale.language_code,
-        "datePublished": page.published_at.isoformat() if page.published_at else None,
-        "dateModified": page.modified_at.isoformat() if page.modified_at else None,
+        "datePublished": _iso(page.published_at),
+        "dateModified": _iso(page.modified_at),
         "author": [
             {"@type": "Person", "name": author.name} for author in page.authors
-        ] or [{"@type": "Organization", "name": settings.MASTHEAD_OUTLET_NAME}],
+        ] or [{"@type": "Organization", "name": outlet_name(page.locale.language_code)}],
         "publisher": {
             "@type": "NewsMediaOrganization",
-            "name": settings.MASTHEAD_OUTLET_NAME,
+            "name": outlet_name(page.locale.language_code),
             "url": site_root(page, request) + "/",
+            # The first-party mark, unless the newsroom chose a logo in its settings.
+            "logo": {
+                "@type": "ImageObject",
+                "url": _absolute(page, request, static("masthead/img/logo-512.png")),
+                "width": 512,
+                "height": 512,
+            },
         },
         "isAccessibleForFree": True,
     }
@@ -65,8 +83,11 @@ def article_jsonld(page, request: HttpRequest | None = None) -> dict:
         data["keywords"] = keywords
     logo = newsroom_settings(request).publisher_logo
     if logo:
+        rendition = logo.get_rendition("max-600x60")
         data["publisher"]["logo"] = {
             "@type": "ImageObject",
-            "url": image_url(page, logo, "max-600x60", request),
+            "url": site_root(page, request) + rendition.url,
+            "width": rendition.width,
+            "height": rendition.height,
         }
     return {key: value for key, value in data.items() if value is not None}

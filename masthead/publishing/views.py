@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from django.conf import settings
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from wagtail.models import Locale
 
+from masthead.core.outlet import outlet_name
 from masthead.core.pagecache import mark_public
 
+from .cards import prepare_cards
 from .models import live_articles
 
 MAX_QUERY = 200
@@ -41,7 +42,7 @@ def search(request):
         error = _("Please search for at most %(n)d characters.") % {"n": MAX_QUERY}
     elif words := search_words(query):
         locale = Locale.objects.filter(language_code=get_language()).first()
-        results = list(live_articles(locale).search(words)[:50])
+        results = prepare_cards(live_articles(locale).search(words)[:50])
     status = 400 if error else 200
     response = render(
         request,
@@ -63,7 +64,7 @@ def news_sitemap(request):
     response = render(
         request,
         "publishing/news_sitemap.xml",
-        {"articles": articles, "publication": settings.MASTHEAD_OUTLET_NAME},
+        {"articles": articles, "publication": outlet_name()},
         content_type="application/xml; charset=utf-8",
     )
     return mark_public(response)

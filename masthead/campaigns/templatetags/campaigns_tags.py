@@ -33,9 +33,11 @@ def _give_url() -> str:
 
 
 def _checkout() -> tuple[str, str]:
-    """Where the appeal form goes: the checkout (POST), else the give page (GET, prefilled)."""
+    """Where the appeal form goes: the checkout (POST, through the appeal's own check of the
+    amount, :func:`masthead.campaigns.views.appeal_checkout`), else the give page (GET)."""
     try:
-        return reverse("contributions:checkout"), "post"
+        reverse("contributions:checkout")
+        return reverse("campaigns:appeal_checkout"), "post"
     except NoReverseMatch:
         return _give_url(), "get"
 
@@ -82,7 +84,6 @@ def _appeal_form(campaign: Campaign, variant: Variant, options: GivingOptions) -
     formats = {
         c.currency.code: (c.currency.exponent, c.currency.symbol) for c in options.currencies
     }
-    places = max(exponent for exponent, _symbol in formats.values())
     return {
         # Unsaved variants (the admin preview) have no pk yet: keep their ids unique anyway.
         "prefix": f"c{campaign.pk or 'new'}v{variant.pk or f'new{id(variant)}'}",
@@ -95,11 +96,14 @@ def _appeal_form(campaign: Campaign, variant: Variant, options: GivingOptions) -
         "money_json": ""
         if all(_SCRIPT_FORMATS.get(code) == spec for code, spec in formats.items())
         else json.dumps(formats, separators=(",", ":"), ensure_ascii=False),
-        # The browser's hint for the typed amount: as many decimals as the currencies allow
-        # (the checkout checks the chosen currency's exactly).
-        "custom_pattern": "[0-9]+" + (f"([.,][0-9]{{1,{places}}})?" if places else ""),
         "currency": money.code,
         "currencies": options.codes,
+        # What the appeal says, in place, when the checkout refuses the amount (appeal_check).
+        "limits": [
+            (c.currency.code.lower(), c.currency.format(c.currency.minimum),
+             c.currency.format(c.currency.maximum))
+            for c in options.currencies
+        ],
         "symbol": money.symbol,
         "methods": [(m.key, m.name, m.marks) for m in options.methods],
         "button_label": variant.button_label,
@@ -154,15 +158,19 @@ def _supporter_days() -> dict[str, int]:
 
 
 @register.inclusion_tag("campaigns/banner.html", takes_context=True)
-def support_banner(context) -> dict:
-    """The banner slot (space always reserved) with every eligible banner, and overlays."""
+def support_banner(context, quiet: bool = False) -> dict:
+    """The banner slot (space always reserved) with every eligible banner, and overlays.
+
+    ``quiet``: the slot alone, asking nothing (the give, checkout, thanks and manage pages,
+    where the reader is already giving; the slot still carries the supporter rules the
+    thanks page needs)."""
     page = context.get("page")
     page = page if hasattr(page, "pk") and hasattr(page, "get_parent") else None
     choices = _choices(context)
-    banners = _eligible(context, page, Placement.BANNER)
+    banners = [] if quiet else _eligible(context, page, Placement.BANNER)
     # Overlays interrupt reading, so only on the newsroom's own pages: never over a checkout,
     # a sign-up confirmation or another app's form.
-    overlays = _eligible(context, page, Placement.OVERLAY) if page else []
+    overlays = _eligible(context, page, Placement.OVERLAY) if page and not quiet else []
     for campaign in banners + overlays:
         prepare_variants(campaign, campaign.variant_list, choices)
     supporter = _supporter_days()
@@ -188,6 +196,7 @@ def appeal(context, page=None) -> dict:
         prepare_variants(campaign, campaign.variant_list, choices)
     return {
         "outlet_name": context.get("outlet_name"),
+        "request": context.get("request"),  # for {% pageurl %}: the reader's own host
         "page": page,
         "campaigns": campaigns,
         "action": action,

@@ -81,7 +81,8 @@
     if (el.open && el.close) el.close();
     el.hidden = true;
     // Keep keyboard and screen-reader users oriented: say what happened where the appeal was.
-    var note = el.dataset.placement === "appeal" && el.parentNode.querySelector(".appeal-snoozed");
+    var note = el.dataset.placement === "appeal" &&
+      el.parentNode.querySelector('.appeal-snoozed[data-snoozed="' + el.dataset.campaign + '"]');
     if (note) { note.hidden = false; note.focus(); }
     event(el, variant, "dismiss");
     send();
@@ -119,7 +120,8 @@
         input.type = "radio"; input.name = "amount"; input.value = minor;
         input.checked = !custom.value && k === Math.min(1, list.length - 1);
         span.textContent = fmt(minor, cur, money);
-        label.append(input, " ", span);
+        label.className = "segment";
+        label.append(input, span);
         box.insertBefore(label, other.parentNode);
       });
     }
@@ -127,6 +129,7 @@
       var name = e.target.name;
       if (name === "frequency" || name === "currency") redraw();
       if (name === "amount" && e.target.value) custom.value = "";
+      if (name === "amount" && !e.target.value) custom.focus();
     });
     custom.addEventListener("input", function () { if (custom.value) other.checked = true; });
   }
@@ -200,6 +203,10 @@
     }
     save(st);
     send();
+    // Back from the checkout with an amount it refused (#c1v2-error-minimum-usd): the
+    // message shows by itself (CSS :target); move the keyboard focus to it too.
+    var refused = location.hash.length > 1 && doc.getElementById(location.hash.slice(1));
+    if (refused && refused.classList.contains("appeal-error")) refused.focus();
   }
 
   window.mastheadCampaigns = { eligible: eligible, load: load };
