@@ -221,7 +221,8 @@ def hosted_checkout(request: HttpRequest, token: str) -> HttpResponse:
         "form": form,
         "declined": declined,
     }
-    return _private(render(request, "contributions/sandbox_checkout.html", context, status=status))
+    template = provider.checkout_page_template
+    return _private(render(request, template, context, status=status))
 
 
 @never_cache

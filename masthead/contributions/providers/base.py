@@ -133,6 +133,8 @@ class PaymentProvider:
     display_name = "Provider"
     marks: tuple[str, ...] = ()
     hosts_checkout_page = False
+    #: The template of that page (context: contribution, amount, form, declined).
+    checkout_page_template = ""
     simulates_events = False
     moves_real_money = True
     #: Which of ``methods.py``'s names and privacy notes describe it to readers, whatever

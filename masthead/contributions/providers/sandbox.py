@@ -60,6 +60,7 @@ class SandboxProvider(PaymentProvider):
     wording_key = "sandbox"
     marks = ("Test card",)
     hosts_checkout_page = True
+    checkout_page_template = "contributions/sandbox_checkout.html"
     simulates_events = True
     moves_real_money = False
 
