@@ -192,12 +192,17 @@ def test_banner_on_every_page_with_reserved_slot(demo, client):
         assert 'data-events="/campaigns/events/"' in html
 
 
-def test_overlay_renders_only_when_enabled(demo, client, settings):
+def test_overlay_renders_only_when_enabled(
+    demo, client, settings, django_capture_on_commit_callbacks
+):
     settings.MASTHEAD_PAGE_CACHE = False
     assert "campaign-overlay" not in client.get("/").content.decode()
     overlay = Campaign.objects.get(name="Overlay: before you go")
     overlay.enabled = True
-    overlay.save()
+    # Saved and committed, as the admin does: the banner slot is built once per generation
+    # (masthead.core.fragments), and the commit starts a new one.
+    with django_capture_on_commit_callbacks(execute=True):
+        overlay.save()
     html = client.get("/").content.decode()
     assert '<dialog class="campaign-overlay campaign"' in html
     assert "<dialog class=\"campaign-overlay campaign\" data-campaign" in html
