@@ -323,14 +323,15 @@ def describe(args) -> str:
     return f"{how}, {'Russian' if args.language == 'ru' else 'English'} edition"
 
 
+NOTE = os.environ.get("BENCH_NOTE", "")  # a paragraph to record above the table
+
 ISSUE12 = [  # (N, options): the rows of docs/benchmarks.md's section
     (None, {}),
     (None, {"dkim": "ed25519"}),
     (None, {"dkim": "rsa"}),
     (None, {"language": "ru"}),
-    (None, {"language": "ru", "dkim": "rsa"}),
     (None, {"esp": True}),
-    (2000, {"esp": True, "esp_batch": 0}),
+    (1000, {"esp": True, "esp_batch": 0}),
 ]
 
 
@@ -342,7 +343,7 @@ def markdown(rows: list[dict], command: str, load_before: float, load_after: flo
     lines = [
         SECTION, "",
         f"Command: `{command}` (source: `bench/newsletter.py`). Measured "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", "", *([NOTE, ""] if NOTE else []),
         f"Machine: {machine()}. **The machine was shared** with other engineers' work (7 "
         "more on its 2 CPUs): the 1-minute load average was "
         f"{load_before:.1f} before and {load_after:.1f} after (each row shows it at its end), "
@@ -388,6 +389,9 @@ def main() -> None:
                         "call per recipient).")
     parser.add_argument("--issue12", action="store_true", help="Run the issue 12 set of rows "
                         "(SMTP plain, DKIM, Russian, ESP batched and per recipient) at -n.")
+    parser.add_argument("--json", help="Also append the rows, as JSON lines, to this file.")
+    parser.add_argument("--from-json", help="Record rows read from this file (with --record) "
+                        "instead of running: rows measured in separate runs, one table.")
     parser.add_argument("--record", action="store_true",
                         help=f"Write the rows to docs/benchmarks.md ({SECTION!r}).")
     args = parser.parse_args()
@@ -397,7 +401,11 @@ def main() -> None:
     print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python "
           f"{platform.python_version()} · {platform.platform()}")
     rows = []
-    if args.issue12:
+    if args.from_json:
+        import json
+
+        rows = [json.loads(line) for line in Path(args.from_json).read_text().splitlines()]
+    elif args.issue12:
         for n, options in ISSUE12:
             run = argparse.Namespace(**{**vars(args), "dkim": None, "language": "en",
                                         "esp": False, **options})
@@ -405,6 +413,12 @@ def main() -> None:
             print_rows(rows[-1:])
     else:
         rows = [run_once(n, args) for n in sizes]
+    if args.json:
+        import json
+
+        with open(args.json, "a") as out:
+            for row in rows:
+                out.write(json.dumps(row) + "\n")
     print()
     print_rows(rows)
     print("msgs/s: from the delivery's start to its end (ledger times); msgs/CPU-s: messages "
