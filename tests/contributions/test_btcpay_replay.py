@@ -174,7 +174,9 @@ def test_shuffled_redelivered_events_equal_in_order(btcpay_api, site, rng: rando
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_redeliveries_end_the_same(btcpay_api, site, settings):
+def test_concurrent_redeliveries_end_the_same(transactional_db, btcpay_api, site, settings):
+    # (transactional_db first: tests/conftest.py's override hands it the serialized contents,
+    # so that the flush at the end restores what the migrations made)
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     events = build_stream(btcpay_api)
     stream = copies_of(events, random.Random(7))
