@@ -192,7 +192,7 @@ def test_refused_appeal_amount_returns_to_the_appeal_with_its_message(
     article = _article()
     slot = _appeal(get(client, article.url))
     action = re.search(r'<form class="appeal-form" method="post" action="([^"]+)"', slot).group(1)
-    prefix = re.search(r'<aside class="appeal" id="(c\d+v\d+)"', slot).group(1)
+    prefix = re.search(r'<aside class="appeal" [^>]*id="(c\d+v\d+)"', slot).group(1)
     response = client.post(action, _appeal_post(slot, custom_amount=typed))
     assert response.status_code == 303
     path, _sep, anchor = response["Location"].partition("#")
