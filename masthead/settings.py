@@ -541,6 +541,11 @@ BTCPAY_URL = env("BTCPAY_URL")
 BTCPAY_STORE_ID = env("BTCPAY_STORE_ID")
 BTCPAY_API_KEY = env("BTCPAY_API_KEY")
 BTCPAY_WEBHOOK_SECRET = env("BTCPAY_WEBHOOK_SECRET")
+# Minutes a BTCPay checkout invoice stays payable (sent with each invoice; BTCPay's default
+# is 15). A pending BTCPay checkout is given up a day after that.
+BTCPAY_INVOICE_EXPIRY_MINUTES = env_int("BTCPAY_INVOICE_EXPIRY_MINUTES", 15)
+# Days a bank-transfer pledge waits for its transfer before it counts as abandoned.
+MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS = env_int("MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS", 30)
 # Pay-by-link plans (BTCPay, bank transfer): days a period's link stays payable before the
 # period counts as a failed attempt (dunning as for cards, MASTHEAD_DUNNING_MAX_TRIES).
 MASTHEAD_PAY_BY_LINK_DAYS = env_int("MASTHEAD_PAY_BY_LINK_DAYS", 7)

@@ -3,8 +3,9 @@
 Run every ten minutes (``tasks.schedule_reconcile``) and by ``masthead reconcile``:
 
 - checkouts still pending after ``MASTHEAD_RECONCILE_AFTER`` are fetched from their provider
-  (``fetch_updates``); after two days with nothing to report they are recorded as abandoned
-  (checkout sessions expire within a day at every provider we support);
+  (``fetch_updates``); when one has waited longer than its provider's
+  ``checkout_patience`` with nothing to report it is recorded as abandoned (two days for
+  card checkouts, weeks for a bank-transfer pledge, an invoice's expiry for BTCPay);
 - **renewals**: a live plan whose next payment is overdue by ``MASTHEAD_RENEWAL_GRACE`` (its
   last payment plus one period, with no later payment here) is fetched too
   (``fetch_plan_updates``: the provider's recent payments, failures, cancellation);
@@ -42,6 +43,8 @@ from .providers.base import EventKind, PaymentEvent
 
 log = logging.getLogger(__name__)
 
+#: For a checkout whose provider is no longer configured (nobody can pay it any more).
+DEFAULT_PATIENCE = dt.timedelta(days=2)
 PERIOD = {Frequency.MONTHLY: dt.timedelta(days=31), Frequency.ANNUAL: dt.timedelta(days=366)}
 
 
@@ -78,8 +81,11 @@ def _pending_checkouts(now: dt.datetime, report: dict, progress) -> None:
     batch = list(stuck.order_by("created_at")[:500])
     for contribution in progress(batch) if progress else batch:
         report["checked"] += 1
+        patience = DEFAULT_PATIENCE
         try:
-            events = get_provider(contribution.provider).fetch_updates(contribution)
+            provider = get_provider(contribution.provider)
+            patience = provider.checkout_patience
+            events = provider.fetch_updates(contribution)
         except (ProviderError, UnknownProvider) as exc:
             log.warning("reconcile: %s #%s: %s", contribution.provider, contribution.pk, exc)
             events = []
@@ -92,7 +98,7 @@ def _pending_checkouts(now: dt.datetime, report: dict, progress) -> None:
                 cause=ChangeCause.RECONCILE,
             )
             report["updated"] += 1
-        elif contribution.created_at < now - dt.timedelta(days=2):
+        elif contribution.created_at < now - patience:
             ledger.record_findings(
                 contribution.provider,
                 f"reconcile:{contribution.pk}:expired",

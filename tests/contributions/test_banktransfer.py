@@ -281,3 +281,49 @@ def test_monthly_pledge_periods_reminders_and_dunning(client, site, bank, settin
     with on_commit():
         paybylink.run(period.created_at + dt.timedelta(days=40))
     assert len(mail.outbox) == 3
+
+
+def test_reconcile_waits_for_a_pledge_as_long_as_a_bank_transfer_takes(
+    client, site, bank, settings
+):
+    """Issue 10: a pledge is not abandoned after the two days a card checkout gets; it waits
+    MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS (default 30), while a sandbox checkout still gives up
+    after two days."""
+    from masthead.contributions.reconciliation import reconcile
+
+    assert settings.MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS == 30
+    contribution, _ = pledge(client)
+    card, _ = giving_start("sandbox")
+    Contribution.objects.filter(pk__in=[contribution.pk, card.pk]).update(
+        created_at=timezone.now() - dt.timedelta(days=3)
+    )
+    assert reconcile()["abandoned"] == 1
+    contribution.refresh_from_db()
+    card.refresh_from_db()
+    assert card.status == ContributionStatus.ABANDONED
+    assert contribution.status == ContributionStatus.PENDING  # a transfer takes days
+    Contribution.objects.filter(pk=contribution.pk).update(
+        created_at=timezone.now() - dt.timedelta(days=29), last_checked_at=None
+    )
+    assert reconcile()["abandoned"] == 0
+    Contribution.objects.filter(pk=contribution.pk).update(
+        created_at=timezone.now() - dt.timedelta(days=31), last_checked_at=None
+    )
+    assert reconcile()["abandoned"] == 1
+    contribution.refresh_from_db()
+    assert contribution.status == ContributionStatus.ABANDONED
+    # The newsroom may wait longer (or less).
+    settings.MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS = 60
+    later, _ = pledge(client)
+    Contribution.objects.filter(pk=later.pk).update(
+        created_at=timezone.now() - dt.timedelta(days=45)
+    )
+    assert reconcile()["abandoned"] == 0
+
+
+def giving_start(provider_key):
+    from masthead.contributions import giving
+
+    return giving.start_contribution(
+        frequency="once", amount=500, currency="USD", provider_key=provider_key
+    )

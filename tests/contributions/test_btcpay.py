@@ -218,3 +218,35 @@ def test_reconciliation_asks_btcpay_about_a_pending_invoice(client, site, btcpay
     assert contribution.status == ContributionStatus.SUCCEEDED
     assert contribution.donor.email == "late@example.org"
     assert len(mail.outbox) == 1
+
+
+def test_reconciliation_waits_for_the_invoice_expiry_before_abandoning(
+    client, site, btcpay_api, settings
+):
+    """Issue 10: an invoice BTCPay still calls New is not abandoned after a card's two days
+    when the store gives invoices longer (BTCPAY_INVOICE_EXPIRY_MINUTES, sent with the
+    invoice); it waits for the expiry and BTCPay's day of watching for late payments."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from masthead.contributions.reconciliation import reconcile
+
+    settings.BTCPAY_INVOICE_EXPIRY_MINUTES = 3 * 24 * 60
+    start(client)
+    contribution = Contribution.objects.get()
+    [create] = btcpay_api.calls("POST", f"/api/v1/stores/{btcpay_api.store_id}/invoices")
+    assert create["body"]["checkout"]["expirationMinutes"] == 3 * 24 * 60
+    Contribution.objects.filter(pk=contribution.pk).update(
+        created_at=timezone.now() - dt.timedelta(days=2, hours=12)
+    )
+    report = reconcile()
+    assert report["checked"] == 1 and report["abandoned"] == 0  # asked: still New
+    contribution.refresh_from_db()
+    assert contribution.status == ContributionStatus.PENDING
+    Contribution.objects.filter(pk=contribution.pk).update(
+        created_at=timezone.now() - dt.timedelta(days=4, hours=1), last_checked_at=None
+    )
+    assert reconcile()["abandoned"] == 1
+    contribution.refresh_from_db()
+    assert contribution.status == ContributionStatus.ABANDONED

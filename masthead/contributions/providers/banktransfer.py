@@ -15,11 +15,13 @@ References are short, unambiguous (no 0/O, 1/I/L) and random, never a database i
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from .base import (
@@ -71,6 +73,12 @@ class BankTransferProvider(PaymentProvider):
     marks = ("IBAN", "SWIFT")
     wording_key = "banktransfer"
     pay_by_link = True  # recurring pledges: a reminder with the reference each period
+
+    @property
+    def checkout_patience(self) -> dt.timedelta:
+        """A pledge waits MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS for its transfer (days, not the
+        two a card checkout gets: international transfers take a week or more)."""
+        return dt.timedelta(days=settings.MASTHEAD_BANK_TRANSFER_PLEDGE_DAYS)
 
     def start_checkout(self, contribution, plan, urls: CheckoutUrls) -> str:
         from ..models import Contribution, RecurringPlan

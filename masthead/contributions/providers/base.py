@@ -23,6 +23,9 @@ The contract (what the ledger and the reader's pages rely on):
   page on this site (the sandbox), whose buttons become signed webhooks through
   :meth:`checkout_page_webhook`; ``simulates_events`` — :meth:`simulate` signs made-up
   renewals, refunds and disputes (``masthead sandbox-event``); ``moves_real_money``.
+- :attr:`PaymentProvider.checkout_patience` — how long a pending checkout may wait, with
+  nothing to report from the provider, before reconciliation records it as abandoned (a
+  card checkout expires within a day; a bank transfer takes weeks).
 """
 
 from __future__ import annotations
@@ -140,6 +143,12 @@ class PaymentProvider:
     #: Which of ``methods.py``'s names and privacy notes describe it to readers, whatever
     #: key it is configured under ("" = its key).
     wording_key = ""
+
+    @property
+    def checkout_patience(self) -> dt.timedelta:
+        """How long a pending checkout may wait before it counts as abandoned: two days by
+        default (checkout sessions expire within a day at every card processor we support)."""
+        return dt.timedelta(days=2)
 
     def __init__(self, key: str, **options: Any) -> None:
         self.key = key

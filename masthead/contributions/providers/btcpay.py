@@ -35,6 +35,7 @@ speaks HTTP itself with the standard library.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import logging
@@ -83,6 +84,17 @@ class BTCPayProvider(PaymentProvider):
     pay_by_link = True  # recurring plans: a fresh invoice each period, by email
 
     # Settings are read when used, so a test (or an operator) changing them takes effect.
+    @property
+    def invoice_expiry_minutes(self) -> int:
+        configured = self.options.get("invoice_expiry_minutes")
+        return int(configured or settings.BTCPAY_INVOICE_EXPIRY_MINUTES)
+
+    @property
+    def checkout_patience(self) -> dt.timedelta:
+        """The invoice's expiry plus the day BTCPay keeps watching an expired invoice for a
+        late payment (its default monitoring window); BTCPay is asked first anyway."""
+        return dt.timedelta(minutes=self.invoice_expiry_minutes) + dt.timedelta(days=1)
+
     @property
     def base_url(self) -> str:
         return (self.options.get("url") or settings.BTCPAY_URL).rstrip("/")
@@ -179,7 +191,9 @@ class BTCPayProvider(PaymentProvider):
     # --- checkout -----------------------------------------------------------------------
 
     def start_checkout(self, contribution, plan, urls: CheckoutUrls) -> str:
-        invoice = self.create_invoice(contribution, urls.success)
+        invoice = self.create_invoice(
+            contribution, urls.success, expiration_minutes=self.invoice_expiry_minutes
+        )
         contribution.checkout_ref = str(invoice["id"])[:100]
         return str(invoice["checkoutLink"])
 
