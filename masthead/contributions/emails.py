@@ -94,18 +94,33 @@ def send_manage_link(donor: Donor, language: str = "") -> None:
         )
 
 
+def _payment_kind(plan: RecurringPlan) -> str:
+    """How the donor pays ("card", "link", "transfer"), for the notices' words; a provider no
+    longer configured is spoken of as a card (what every provider before issue 10 took)."""
+    from .providers import UnknownProvider, get_provider
+
+    try:
+        return get_provider(plan.provider).payment_kind
+    except UnknownProvider:
+        return "card"
+
+
 def send_dunning(plan: RecurringPlan) -> None:
     from .providers import get_provider
 
     with translation.override(_language(plan_language(plan))):
         manage = _manage_url(plan.donor)
         fix_url = get_provider(plan.provider).fix_payment_url(plan, manage) or manage
+        kind = _payment_kind(plan)
         _send(
             plan.donor.email,
-            _("Your payment did not go through"),
+            _("Your payment did not go through")
+            if kind == "card"
+            else _("We have not received your payment"),
             "dunning",
             {
                 "plan": plan,
+                "payment_kind": kind,
                 "amount": format_money(plan.amount, plan.currency),
                 "fix_url": fix_url,
                 "manage_url": manage,
@@ -122,6 +137,7 @@ def send_cancellation(plan: RecurringPlan, after_failures: bool = False) -> None
             "cancelled",
             {
                 "plan": plan,
+                "payment_kind": _payment_kind(plan),
                 "amount": format_money(plan.amount, plan.currency),
                 "after_failures": after_failures,
                 "give_url": email_link_base() + reverse("contributions:give"),

@@ -327,3 +327,50 @@ def giving_start(provider_key):
     return giving.start_contribution(
         frequency="once", amount=500, currency="USD", provider_key=provider_key
     )
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_dunning_and_cancellation_speak_of_a_transfer_not_a_card(
+    client, site, bank, settings, language
+):
+    """Issue 10: a bank-transfer plan's dunning and cancellation notices ask for the period's
+    transfer; nothing about a card (which the donor never gave), in either language; a card
+    plan's notices still speak of the card."""
+    from masthead.contributions import emails
+
+    first, _page = pledge(client, frequency="monthly", amount="1000")
+    Contribution.objects.filter(pk=first.pk).update(language=language)
+    plan = RecurringPlan.objects.get(pk=first.plan_id)
+    mail.outbox.clear()
+    emails.send_dunning(plan)
+    emails.send_cancellation(plan, after_failures=True)
+    emails.send_cancellation(plan)
+    texts = [part for m in mail.outbox for part in (m.subject, m.body, m.alternatives[0][0])]
+    for text in texts:
+        assert "card" not in text.lower() and "карт" not in text.lower(), text
+    dunning, failed, cancelled = mail.outbox
+    if language == "en":
+        assert "have not received your monthly payment of €10" in dunning.body
+        assert "We will remind you" in dunning.body
+        assert "did not receive" in failed.body and "no more reminders" in cancelled.body
+        assert "standing order" in cancelled.body
+    else:
+        assert "не получили" in dunning.body and "напомним" in dunning.body
+        assert "не получили" in failed.body and "постоянное поручение" in cancelled.body
+
+
+def test_a_card_plans_dunning_still_speaks_of_the_card(site, on_commit):
+    from masthead.contributions import emails, giving
+    from masthead.contributions.providers import get_provider
+
+    from .standins import deliver
+
+    contribution, _ = giving.start_contribution(
+        frequency="monthly", amount=500, currency="USD", provider_key="sandbox"
+    )
+    with on_commit():
+        deliver(get_provider("sandbox").complete(contribution, "c@example.org", "C"))
+    contribution.refresh_from_db()
+    mail.outbox.clear()
+    emails.send_dunning(contribution.plan)
+    assert "Your card may have expired" in mail.outbox[0].body

@@ -73,6 +73,7 @@ class BankTransferProvider(PaymentProvider):
     marks = ("IBAN", "SWIFT")
     wording_key = "banktransfer"
     pay_by_link = True  # recurring pledges: a reminder with the reference each period
+    payment_kind = "transfer"
 
     @property
     def checkout_patience(self) -> dt.timedelta:

@@ -23,6 +23,10 @@ The contract (what the ledger and the reader's pages rely on):
   page on this site (the sandbox), whose buttons become signed webhooks through
   :meth:`checkout_page_webhook`; ``simulates_events`` — :meth:`simulate` signs made-up
   renewals, refunds and disputes (``masthead sandbox-event``); ``moves_real_money``.
+- ``payment_kind`` — how the donor pays, for the words of the dunning and cancellation
+  notices: ``"card"`` (charged by the provider: a card or a wallet may expire), ``"link"``
+  (the donor pays each period through a link we send), ``"transfer"`` (the donor sends a
+  bank transfer, perhaps by standing order).
 - :attr:`PaymentProvider.checkout_patience` — how long a pending checkout may wait, with
   nothing to report from the provider, before reconciliation records it as abandoned (a
   card checkout expires within a day; a bank transfer takes weeks).
@@ -143,6 +147,7 @@ class PaymentProvider:
     #: Which of ``methods.py``'s names and privacy notes describe it to readers, whatever
     #: key it is configured under ("" = its key).
     wording_key = ""
+    payment_kind = "card"
 
     @property
     def checkout_patience(self) -> dt.timedelta:

@@ -82,6 +82,7 @@ class BTCPayProvider(PaymentProvider):
     marks = ("Bitcoin", "Lightning")
     wording_key = "btcpay"
     pay_by_link = True  # recurring plans: a fresh invoice each period, by email
+    payment_kind = "link"
 
     # Settings are read when used, so a test (or an operator) changing them takes effect.
     @property
