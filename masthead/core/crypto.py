@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import threading
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -32,10 +34,26 @@ def _keys() -> tuple[bytes, ...]:
             raise ImproperlyConfigured("MASTHEAD_DATA_KEYS must be set in production")
         path = settings.DATA_DIR / "data_key"
         if not path.exists():
-            path.write_bytes(Fernet.generate_key())
-            path.chmod(0o600)
+            _create_key_file(path)
         raw = path.read_text().strip()
     return tuple(k.strip().encode() for k in raw.split(",") if k.strip())
+
+
+def _create_key_file(path) -> None:
+    """Write a new key to ``path`` unless one is there: written whole to a private temporary
+    file, then linked into place, so a thread or process that reads concurrently never sees
+    a half-written (empty) key and two first users never end up with different keys."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another first user won: use its key
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=1)
