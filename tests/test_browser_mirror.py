@@ -143,6 +143,7 @@ def test_a_blocked_reader_reads_subscribes_gives_and_manages_without_the_main_do
     expect(page.get_by_role("heading", name="Your support")).to_be_visible()
     look(page)
     page.get_by_role("button", name="Cancel my monthly support").click()
+    page.get_by_role("button", name="Yes, cancel my monthly support").click()  # confirm
     expect(page.get_by_role("status")).to_contain_text("Your recurring support is cancelled")
     look(page)
     assert RecurringPlan.objects.exclude(provider_ref__startswith="demo-").get().status == (

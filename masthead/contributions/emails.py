@@ -1,4 +1,5 @@
-"""The emails contributions sends: receipts, manage links, dunning and cancellation notices.
+"""The emails contributions sends: receipts, manage links, new terms of a plan, dunning and
+cancellation notices.
 
 Each has a plain-text part beside the HTML. With ``MASTHEAD_RECEIPT_NEUTRAL`` the sender and
 the subject name neither the outlet nor giving, for donors whose inbox may be looked at by
@@ -125,6 +126,20 @@ def send_dunning(plan: RecurringPlan) -> None:
                 "fix_url": fix_url,
                 "manage_url": manage,
                 "tries_left": max(0, settings.MASTHEAD_DUNNING_MAX_TRIES - plan.failed_attempts),
+            },
+        )
+
+
+def send_plan_changed(plan: RecurringPlan) -> None:
+    with translation.override(_language(plan_language(plan))):
+        _send(
+            plan.donor.email,
+            _("Your recurring support is updated"),
+            "plan_changed",
+            {
+                "plan": plan,
+                "amount": format_money(plan.amount, plan.currency),
+                "manage_url": _manage_url(plan.donor),
             },
         )
 

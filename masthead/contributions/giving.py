@@ -1,5 +1,5 @@
 """What readers and donors do: start a contribution, leave or come back from a checkout,
-change or cancel a recurring plan.
+change, cancel or start again a recurring plan.
 
 Each is one function. They talk to the provider (outside any database transaction) and hand
 what it answered to :mod:`~masthead.contributions.ledger`, which alone changes statuses and
@@ -212,6 +212,28 @@ def cancel_plan(plan: RecurringPlan, *, reason: str = "donor", actor: Any = None
         cause=CANCEL_CAUSES[reason],
         actor=actor,
         notify=reason != "erasure",
+    )
+
+
+def start_again(plan: RecurringPlan, *, base_url: str | None = None) -> str:
+    """A cancelled plan's way back: a new checkout (a new plan, through
+    :func:`start_contribution_once` like the give form) with the old plan's amount, frequency,
+    currency and provider; the old row stays as it ended. Returns the checkout URL.
+
+    Raises ProviderError (also when the plan is still live, or its provider is no longer
+    offered: ``UnknownProvider`` is one).
+    """
+    if plan.status != PlanStatus.CANCELLED:
+        raise ProviderError("Only a cancelled plan can be started again.")
+    get_provider(plan.provider)  # no longer offered: UnknownProvider, even for a repeat
+    return start_contribution_once(
+        f"restart|{plan.pk}|{plan.amount}|{plan.currency}|{plan.frequency}|{plan.provider}",
+        frequency=plan.frequency,
+        amount=plan.amount,
+        currency=plan.currency,
+        provider_key=plan.provider,
+        source=f"restart:{plan.pk}",
+        base_url=base_url,
     )
 
 

@@ -33,7 +33,9 @@ Side effects fire with ``transaction.on_commit`` and each is claimed exactly onc
 duplicates, replays and concurrent deliveries never send twice: ``contribution_succeeded``
 (claimed by ``announced_at`` under the row lock), receipts (``receipt_sent_at``, claimed by
 the task), dunning (``dunning_notified_at`` / ``_attempts``), the cancellation notice
-(``cancellation_notified_at``) and the cancellation at the provider after the last failed try.
+(``cancellation_notified_at``), the cancellation at the provider after the last failed try,
+and the notice of a live plan's new amount or frequency (sent when the terms actually
+change, so replays and the provider's echo of our own change send nothing).
 """
 
 from __future__ import annotations
@@ -550,6 +552,7 @@ def _on_plan_terms_changed(provider: str, event: PaymentEvent) -> bool:
     plan = _find_plan(provider, event)
     if plan is None:
         return False
+    before = (plan.amount, plan.currency, plan.frequency)
     if plan.terms_changed_at is None or event.occurred_at > plan.terms_changed_at:
         if event.amount:
             plan.amount = event.amount
@@ -559,6 +562,13 @@ def _on_plan_terms_changed(provider: str, event: PaymentEvent) -> bool:
             plan.frequency = event.frequency
         plan.terms_changed_at = event.occurred_at
     _save_plan(plan)
+    if (plan.amount, plan.currency, plan.frequency) != before and plan.is_live:
+        # The donor is told the new terms once per change: a replay, a retry or the
+        # provider's echo of our own change finds the terms already set, and sends nothing.
+        from .tasks import send_plan_changed
+
+        pk, amount, frequency = plan.pk, plan.amount, plan.frequency
+        transaction.on_commit(lambda: send_plan_changed.enqueue(pk, amount, frequency))
     return True
 
 

@@ -62,6 +62,19 @@ def send_dunning(plan_id: int) -> bool:
 
 
 @task()
+def send_plan_changed(plan_id: int, amount: int, frequency: str) -> bool:
+    """Confirm a live plan's new terms to the donor (queued by the ledger when they change);
+    skipped when a later change has superseded these terms (that one sends its own)."""
+    plan = RecurringPlan.objects.select_related("donor").get(pk=plan_id)
+    if plan.donor is None or plan.donor.erased_at or not plan.is_live:
+        return False
+    if (plan.amount, plan.frequency) != (amount, frequency):
+        return False
+    emails.send_plan_changed(plan)
+    return True
+
+
+@task()
 def send_cancellation(plan_id: int, after_failures: bool = False, claimed: bool = False) -> bool:
     """Tell the donor their plan ended, once per plan (``cancellation_notified_at``)."""
     from .ledger import claim_cancellation_notice

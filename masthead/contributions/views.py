@@ -346,12 +346,43 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
         return _private(response)
     notice = error = ""
     status = 200
+    confirming = None
     change_forms: dict[int, ChangePlanForm] = {}
     if request.method == "POST":
         plan = donor.plans.filter(pk=_int(request.POST.get("plan"))).first()
         action = request.POST.get("action")
-        if plan is None or action not in ("cancel", "change"):
+        if plan is None or action not in ("cancel", "change", "restart"):
             error, status = _("That plan or action is not valid."), 400
+        elif action == "restart":
+            if plan.status != PlanStatus.CANCELLED:
+                error, status = _("That plan or action is not valid."), 400
+            elif not spend(
+                f"contrib:checkout:ip:{client_address(request)}",
+                settings.MASTHEAD_CHECKOUTS_PER_IP,
+            ):
+                error, status = _("Too many attempts; please wait a little and try again."), 429
+            else:
+                try:
+                    url = giving.start_again(plan, base_url=reader_base_url(request))
+                except UnknownProvider:
+                    error, status = (
+                        _("That payment method is no longer offered; please choose another."),
+                        400,
+                    )
+                except ProviderError as exc:
+                    log.warning("start plan %s again: %s", plan.pk, exc)
+                    error, status = (
+                        _("We could not reach the payment provider; please try again."),
+                        503,
+                    )
+                else:
+                    response = HttpResponseRedirect(url)
+                    response.status_code = 303
+                    return _private(response)
+        elif action == "cancel" and request.POST.get("confirm") != "yes":
+            # One click never ends a plan: the first asks, with the plan's terms, and only
+            # the second post (confirm=yes) cancels. No JavaScript needed; GET changes nothing.
+            confirming = plan.pk
         elif action == "cancel":
             try:
                 giving.cancel_plan(plan)
@@ -397,6 +428,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
         "notice": notice,
         "error": error,
         "token": token,
+        "confirming": confirming,
         "recurring": [
             (Frequency.MONTHLY, Frequency.MONTHLY.label),
             (Frequency.ANNUAL, Frequency.ANNUAL.label),

@@ -5,6 +5,7 @@ outbox, the manage link and cancellation — with no cookies and no CSP violatio
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -12,6 +13,8 @@ from playwright.sync_api import Page, expect
 from masthead.contributions.models import Contribution, RecurringPlan
 from masthead.core.mail import read_outbox
 from masthead.publishing.models import ArticlePage
+
+SHOTS = Path(__file__).resolve().parents[2] / "data" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -68,6 +71,14 @@ def cancel_from_manage_page(page: Page, link: str) -> None:
     page.goto(link)
     expect(page.get_by_role("heading", name="Your support")).to_be_visible()
     page.get_by_role("button", name="Cancel my monthly support").click()
+    # Issue 13: one click only asks; nothing is cancelled until the donor confirms.
+    expect(page.get_by_text(re.compile(r"Cancel your monthly support of"))).to_be_visible()
+    assert RecurringPlan.objects.filter(status="cancelled").count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (390, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SHOTS / f"manage-cancel-confirm-{width}.png"), full_page=True)
+    page.get_by_role("button", name="Yes, cancel my monthly support").click()
     expect(page.get_by_role("status")).to_contain_text("Your recurring support is cancelled")
 
 

@@ -155,6 +155,7 @@ def test_monthly_through_btcpay_pay_by_link(page: Page, served, btcpay):
     page.goto(manage_link(body_of(receipts[-1])))
     expect(page.get_by_role("heading", name="Your support")).to_be_visible()
     page.get_by_role("button", name="Cancel my monthly support").click()
+    page.get_by_role("button", name="Yes, cancel my monthly support").click()  # confirm
     expect(page.get_by_role("status")).to_contain_text("Your recurring support is cancelled")
     plan.refresh_from_db()
     assert plan.status == "cancelled"
@@ -200,6 +201,7 @@ def test_monthly_bank_transfer_pledge(page: Page, served, btcpay):
     page.goto(manage_link(body_of(receipt)))
     expect(page.get_by_role("heading", name="Your support")).to_be_visible()
     page.get_by_role("button", name="Cancel my monthly support").click()
+    page.get_by_role("button", name="Yes, cancel my monthly support").click()  # confirm
     expect(page.get_by_role("status")).to_contain_text("Your recurring support is cancelled")
     plan.refresh_from_db()
     assert plan.status == "cancelled"

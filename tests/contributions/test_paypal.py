@@ -153,7 +153,7 @@ def test_monthly_via_subscriptions_renewal_failure_and_cancel(client, site, payp
         client.post(reverse("contributions:manage_request"), {"email": "sub@example.com"})
     link = manage_link_from(mail.outbox[-1].body).replace("http://testserver", "")
     with on_commit():
-        done = client.post(link, {"plan": plan.pk, "action": "cancel"})
+        done = client.post(link, {"plan": plan.pk, "action": "cancel", "confirm": "yes"})
     assert done.status_code == 200
     assert paypal_api.calls("POST", f"/v1/billing/subscriptions/{plan.provider_ref}/cancel")
     assert paypal_api.subscriptions[plan.provider_ref]["status"] == "CANCELLED"

@@ -88,7 +88,7 @@ def test_monthly_through_sandbox_end_to_end(client, site, on_commit):
         plan.refresh_from_db()
         assert (plan.amount, plan.frequency) == (750, "annual")
         with on_commit():
-            cancelled = client.post(path, {"plan": plan.pk, "action": "cancel"})
+            cancelled = client.post(path, {"plan": plan.pk, "action": "cancel", "confirm": "yes"})
         assert cancelled.status_code == 200
         plan.refresh_from_db()
         assert plan.status == PlanStatus.CANCELLED
@@ -136,3 +136,127 @@ def test_russian_readers_get_russian_pages_and_emails(client, site, on_commit):
     with on_commit():
         client.post("/ru/support/manage/", {"email": "ru@example.org"})
     assert mail.outbox[-1].subject.startswith("Ваша ссылка для управления поддержкой")
+
+
+def test_cancel_asks_first_and_only_a_confirmed_post_cancels(client, site, on_commit):
+    """Issue 13: cancelling is two steps without JavaScript: the first post shows the plan's
+    terms and a "Yes, cancel" form (confirm=yes) beside a way to keep it; nothing changes
+    until that second post, and a GET never cancels."""
+    from masthead.contributions import giving
+    from masthead.contributions.providers import get_provider
+
+    from .standins import deliver
+
+    contribution, _ = giving.start_contribution(
+        frequency="monthly", amount=500, currency="USD", provider_key="sandbox"
+    )
+    with on_commit():
+        deliver(get_provider("sandbox").complete(contribution, "c@example.org", "C"))
+    plan = RecurringPlan.objects.get(pk=contribution.plan_id)
+    path = manage_link_from(mail.outbox[0].body).replace("http://testserver", "")
+    asked = client.post(path, {"plan": plan.pk, "action": "cancel"})
+    assert asked.status_code == 200
+    html = asked.content.decode()
+    assert "Cancel your monthly support of $5?" in html
+    assert 'name="confirm" value="yes"' in html and "Yes, cancel my monthly support" in html
+    assert f'href="{path}"' in html  # "No, keep it"
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    confirm = {"plan": plan.pk, "action": "cancel", "confirm": "yes"}
+    assert client.get(path, confirm).status_code == 200
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.ACTIVE
+    with on_commit():
+        done = client.post(path, {"plan": plan.pk, "action": "cancel", "confirm": "yes"})
+    assert "Your recurring support is cancelled" in done.content.decode()
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.CANCELLED
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_changing_the_amount_confirms_the_new_terms_by_email_once(
+    client, site, on_commit, language
+):
+    """Issue 13: a change of amount or frequency on the manage page sends the donor one email
+    with the new amount and frequency, on commit; the same change again (or the provider's
+    echo of it) sends nothing more; another change sends its own."""
+    from masthead.contributions import giving
+    from masthead.contributions.providers import get_provider
+
+    from .standins import deliver
+
+    contribution, _ = giving.start_contribution(
+        frequency="monthly", amount=500, currency="USD", provider_key="sandbox"
+    )
+    Contribution.objects.filter(pk=contribution.pk).update(language=language)
+    with on_commit():
+        deliver(get_provider("sandbox").complete(contribution, "c@example.org", "C"))
+    plan = RecurringPlan.objects.get(pk=contribution.plan_id)
+    path = manage_link_from(mail.outbox[0].body).replace("http://testserver", "")
+    mail.outbox.clear()
+    change = {"plan": plan.pk, "action": "change", "amount": "7.50", "frequency": "annual"}
+    with on_commit() as callbacks:
+        assert client.post(path, change).status_code == 200
+        assert mail.outbox == []  # not before the commit
+    assert callbacks
+    [sent] = mail.outbox
+    if language == "en":
+        assert sent.subject.startswith("Your recurring support is updated")
+        assert "Your recurring support is now $7.50, annual." in sent.body
+    else:
+        assert "теперь составляет $7.50" in sent.body
+    assert "$7.50" in sent.alternatives[0][0] and "/support/manage/" in sent.body
+    with on_commit():
+        client.post(path, change)
+    assert len(mail.outbox) == 1
+    with on_commit():
+        client.post(path, change | {"amount": "9"})
+    assert len(mail.outbox) == 2 and "$9" in mail.outbox[-1].body
+
+
+def test_a_cancelled_plan_can_be_started_again_as_a_new_plan(client, site, on_commit, settings):
+    """Issue 13: a cancelled plan offers "Start again", which opens a new checkout with the
+    same amount, frequency, currency and provider — a new plan through the give path; the
+    old row stays cancelled. A live plan cannot be "started again"; a provider no longer
+    offered is a clear 400."""
+    from masthead.contributions import giving
+    from masthead.contributions.providers import get_provider
+
+    from .standins import deliver
+
+    contribution, _ = giving.start_contribution(
+        frequency="annual", amount=1200, currency="EUR", provider_key="sandbox"
+    )
+    with on_commit():
+        deliver(get_provider("sandbox").complete(contribution, "c@example.org", "C"))
+    old = RecurringPlan.objects.get(pk=contribution.plan_id)
+    path = manage_link_from(mail.outbox[0].body).replace("http://testserver", "")
+    live = client.post(path, {"plan": old.pk, "action": "restart"})
+    assert live.status_code == 400 and RecurringPlan.objects.count() == 1
+    with on_commit():
+        client.post(path, {"plan": old.pk, "action": "cancel", "confirm": "yes"})
+    page = client.get(path).content.decode()
+    assert "Start again: €12, annual" in page
+    again = client.post(path, {"plan": old.pk, "action": "restart"})
+    assert again.status_code == 303
+    assert again["Location"].startswith("http://testserver/support/sandbox/")
+    old.refresh_from_db()
+    assert old.status == PlanStatus.CANCELLED
+    new = RecurringPlan.objects.exclude(pk=old.pk).get()
+    assert (new.amount, new.currency, new.frequency, new.provider) == (
+        1200, "EUR", "annual", "sandbox"
+    )
+    assert new.status == PlanStatus.PENDING
+    # A double click is the same checkout, not a second plan.
+    assert client.post(path, {"plan": old.pk, "action": "restart"})["Location"] == again[
+        "Location"
+    ]
+    assert RecurringPlan.objects.count() == 2
+    # Completing the new checkout makes it the donor's live plan.
+    with on_commit():
+        deliver(get_provider("sandbox").complete(new.payments.get(), "c@example.org", "C"))
+    new.refresh_from_db()
+    assert new.status == PlanStatus.ACTIVE and new.donor_id == old.donor_id
+    settings.MASTHEAD_PAYMENT_PROVIDERS = {}
+    gone = client.post(path, {"plan": old.pk, "action": "restart"})
+    assert gone.status_code == 400 and "no longer offered" in gone.content.decode()

@@ -133,7 +133,7 @@ def test_monthly_plan_renewals_dunning_and_cancel(client, site, stripe_api, on_c
         client.post(reverse("contributions:manage_request"), {"email": "MONTHLY@example.org"})
     link = manage_link_from(mail.outbox[-1].body).replace("http://testserver", "")
     with on_commit():
-        response = client.post(link, {"plan": plan.pk, "action": "cancel"})
+        response = client.post(link, {"plan": plan.pk, "action": "cancel", "confirm": "yes"})
     assert response.status_code == 200
     [cancel] = stripe_api.calls("DELETE", f"/v1/subscriptions/{sub}")
     assert cancel["headers"]["Idempotency-Key"] == f"masthead-cancel-{plan.pk}"
