@@ -77,6 +77,13 @@ def django_db_setup(django_db_setup):
         contents = getattr(connections[alias], "_test_serialized_contents", None)
         if contents is not None:
             _SERIALIZED_CONTENTS[alias] = contents
+            # Also on the wrapper's class: Django's connections are context-local, and once
+            # Playwright's sync API runs (greenlets) a test's teardown may see a fresh
+            # connection object. Without the contents there, the teardown flush runs
+            # post_migrate, which re-creates content types under new ids, and the next
+            # serialized test's restore collides with them (seen on PostgreSQL: a threaded
+            # transactional test, then two live-server tests).
+            type(connections[alias])._test_serialized_contents = contents
 
 
 @pytest.fixture
