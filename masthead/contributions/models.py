@@ -20,6 +20,8 @@ from wagtail.admin.panels import FieldPanel
 
 from masthead.core.crypto import EncryptedTextField, decrypt, email_index, encrypt
 
+from .providers.banktransfer import new_reference
+
 
 class EncryptedJSONField(EncryptedTextField):
     """JSON stored encrypted: provider payloads carry payers' emails and names."""
@@ -202,6 +204,11 @@ class Contribution(models.Model):
     provider = models.CharField(max_length=20)
     checkout_ref = models.CharField(
         max_length=100, blank=True, default="", help_text="Checkout session or order id."
+    )
+    # What receipts, the thank-you page and the admin call this contribution: random, in the
+    # bank-transfer reference format (7KQP-3MXD), never the guessable database id.
+    reference = models.CharField(
+        max_length=9, default=new_reference, editable=False, db_index=True
     )
     payment_ref = models.CharField(
         max_length=100,

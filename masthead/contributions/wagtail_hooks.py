@@ -148,6 +148,11 @@ class HistoryInspectView(AuditedInspectView):
 
 
 class ContributionInspectView(HistoryInspectView):
+    def get_fields(self):
+        # The reference (not editable, so not among the defaults) first: it is what the
+        # donor's receipt and thank-you page quote.
+        return ["reference", *[f for f in super().get_fields() if f != "reference"]]
+
     def staff_action(self):
         c = self.object
         allowed = self.request.user.has_perm("contributions.change_contribution")
@@ -274,7 +279,7 @@ class ContributionViewSet(ReadOnlyViewSet):
     index_view_class = ContributionIndexView
     filterset_class = ContributionFilterSet
     list_display = [
-        "id",
+        "reference",
         AmountColumn("amount", label=_("Amount")),
         "frequency",
         "status",
@@ -285,6 +290,7 @@ class ContributionViewSet(ReadOnlyViewSet):
     ]
     list_export = [
         "id",
+        "reference",
         "created_at",
         "paid_at",
         "amount",

@@ -260,3 +260,45 @@ def test_a_cancelled_plan_can_be_started_again_as_a_new_plan(client, site, on_co
     settings.MASTHEAD_PAYMENT_PROVIDERS = {}
     gone = client.post(path, {"plan": old.pk, "action": "restart"})
     assert gone.status_code == 400 and "no longer offered" in gone.content.decode()
+
+
+def test_receipt_thanks_page_and_admin_show_one_unguessable_reference(client, site, on_commit):
+    """Issue 13: the receipt's "Reference" is the contribution's random reference (7KQP-3MXD),
+    not its database id, and the thank-you page and the admin show the same one."""
+    import re
+
+    from django.contrib.auth.models import User
+
+    from masthead.contributions import giving
+    from masthead.contributions.providers import get_provider
+    from masthead.contributions.providers.banktransfer import ALPHABET
+    from masthead.contributions.tokens import checkout_token
+
+    from .standins import deliver
+    from .test_admin_and_2fa import verified_login
+
+    contribution, _ = giving.start_contribution(
+        frequency="once", amount=500, currency="USD", provider_key="sandbox"
+    )
+    other, _ = giving.start_contribution(
+        frequency="once", amount=500, currency="USD", provider_key="sandbox"
+    )
+    with on_commit():
+        deliver(get_provider("sandbox").complete(contribution, "c@example.org", "C"))
+    contribution.refresh_from_db()
+    reference = contribution.reference
+    assert re.fullmatch(rf"[{ALPHABET}]{{4}}-[{ALPHABET}]{{4}}", reference)
+    assert reference != other.reference
+    [receipt] = mail.outbox
+    assert f"Reference: {reference}" in receipt.body
+    assert f"Reference: {contribution.pk}\n" not in receipt.body
+    assert f"<td>{reference}</td>" in receipt.alternatives[0][0]
+    thanks = client.get(reverse("contributions:thanks", args=[checkout_token(contribution)]))
+    assert reference in thanks.content.decode()
+    contribution.refresh_from_db()
+    assert contribution.reference == reference  # stable
+    admin = User.objects.create_superuser("boss", "boss@example.org", "pw-123456789")
+    verified_login(client, admin)
+    url = "/admin/contributions_contribution/"
+    assert reference in client.get(url).content.decode()
+    assert reference in client.get(f"{url}inspect/{contribution.pk}/").content.decode()
