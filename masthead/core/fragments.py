@@ -122,6 +122,9 @@ def request_generation(request: HttpRequest | None) -> int | None:
     return value
 
 
+_building = threading.RLock()
+
+
 def origin(request: HttpRequest) -> str:
     """The scheme and host the reader came in on (part of every key)."""
     try:
@@ -146,7 +149,14 @@ def cached(
     key = (generation, name, get_language(), origin(request), *vary)
     value = _store.get(key)
     if value is _MISSING:
-        value = build()
-        if keep(value):
-            _store.set(key, value, settings.MASTHEAD_PAGE_CACHE_SECONDS)
+        # One build at a time in a process (re-entrant: fragments nest). Builds share model
+        # instances kept here, and two threads rendering renditions of one shared image read
+        # its file through one handle: "Unknown image format" (seen on the threaded live
+        # server, tests/test_language_isolation.py). Builds happen once per generation.
+        with _building:
+            value = _store.get(key)
+            if value is _MISSING:
+                value = build()
+                if keep(value):
+                    _store.set(key, value, settings.MASTHEAD_PAGE_CACHE_SECONDS)
     return value
