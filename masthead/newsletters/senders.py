@@ -79,7 +79,9 @@ class SMTPPipelineSender:
         self.eightbit = False
         self.envelope = template.envelope_from.encode("ascii")
         self.mail_from = b"MAIL FROM:<" + self.envelope + b">\r\n"
-        self.signer = signer_for(template.envelope_from.rpartition("@")[2])
+        # DKIM (dkim.py): the fields all recipients share are canonicalised and hashed once.
+        signer = signer_for(template.envelope_from.rpartition("@")[2])
+        self.signer = signer.for_head(template.head) if signer is not None else None
 
     def open(self) -> None:
         cls = smtplib.SMTP_SSL if settings.EMAIL_USE_SSL else smtplib.SMTP
