@@ -9,12 +9,19 @@ edition — and how their merge fields are written, is in :data:`STYLES`:
 * SendGrid: legacy substitutions, anywhere in the body; our placeholders themselves are the
   merge fields (``merge_field_format`` "{}"); anymail gives each recipient its own message
   id (``anymail_id``), which bounce webhooks name. Up to 1,000 personalizations a call.
+* Mailgun: ``recipient-variables``, written ``%recipient.KEY%`` in the body and (anymail's
+  ``merge_headers``) in each recipient's headers. Mailgun answers one message id for the
+  whole call; its webhooks name that id *and* the recipient, and the bounce matching in
+  ``signals.py`` asks for a message we sent with that id *to that recipient's address* —
+  so a shared id still finds the right reader. Up to 1,000 recipients a call.
+* Brevo: ``messageVersions``, one per recipient, with the edition as inline content and the
+  recipient's ``params`` written ``{{ params.KEY }}``; Brevo answers one message id per
+  version (``messageIds``, in order), which anymail gives each recipient. Up to 1,000
+  versions a call.
 
 Not here, so sent one API call per recipient as before: Postmark and Amazon SES (their batch
-APIs personalise only stored templates), Mailgun (one message id for the whole batch, which
-the bounce matching in ``signals.py`` cannot tell apart per recipient), Brevo and the rest
-(not yet proven against a stand-in). ``MASTHEAD_NEWSLETTER_ESP_BATCH`` (default 500) is the
-batch size; 0 turns batching off.
+APIs personalise only stored templates) and the rest. ``MASTHEAD_NEWSLETTER_ESP_BATCH``
+(default 500) is the batch size; 0 turns batching off.
 """
 
 from __future__ import annotations
@@ -35,19 +42,34 @@ GREETING_HTML = "%%MASTHEAD_GREETING_HTML%%"  # the HTML part's greeting is esca
 
 @dataclass(frozen=True, eq=False)
 class BatchStyle:
-    """How one ESP's batch API personalises: the merge-field key for each placeholder (as
-    written in the body), the most recipients one call may carry, anymail's esp_extra."""
+    """How one ESP's batch API personalises: the merge-data key for each placeholder, how a
+    key is written in the body (``field``), the most recipients one call may carry, and
+    anymail's esp_extra."""
 
     unsubscribe: str
     greeting: str
     greeting_html: str
     max_size: int
     esp_extra: dict = field(default_factory=dict)
+    field: str = "{}"
+    # Brevo reads inline content as a template ("{{ … }}", "{% … %}"): the edition's own
+    # braces are kept from it (an entity in HTML, a space in text); and it sends non-ASCII
+    # header values as raw 8-bit (anymail refuses them), so List-Id goes without its name.
+    template_language: bool = False
+    ascii_headers: bool = False
+
+    def written(self, key: str) -> str:
+        return self.field.format(key)
 
 
 STYLES = {
     "SendGrid": BatchStyle(UNSUBSCRIBE, GREETING, GREETING_HTML, 1000,
                            {"merge_field_format": "{}"}),
+    "Mailgun": BatchStyle("masthead_unsubscribe", "masthead_greeting",
+                          "masthead_greeting_html", 1000, field="%recipient.{}%"),
+    "Brevo": BatchStyle("masthead_unsubscribe", "masthead_greeting", "masthead_greeting_html",
+                        1000, field="{{{{ params.{} }}}}", template_language=True,
+                        ascii_headers=True),
 }
 
 
@@ -74,13 +96,28 @@ def _bodies_for(template: MessageTemplate, style: BatchStyle) -> tuple[str, str]
     """The text and HTML with the style's merge fields, made once per template."""
     cache = template.__dict__.setdefault("_batch_bodies", {})
     if style not in cache:
+        text_body, html_body = template.text_body, template.html_body
+        if style.template_language:
+            text_body, html_body = _inert_braces(text_body), _inert_braces(html_body, True)
         cache[style] = (
-            template.text_body.replace(UNSUBSCRIBE, style.unsubscribe).replace(
-                GREETING, style.greeting),
-            template.html_body.replace(UNSUBSCRIBE, style.unsubscribe).replace(
-                GREETING, style.greeting_html),
+            text_body.replace(UNSUBSCRIBE, style.written(style.unsubscribe)).replace(
+                GREETING, style.written(style.greeting)),
+            html_body.replace(UNSUBSCRIBE, style.written(style.unsubscribe)).replace(
+                GREETING, style.written(style.greeting_html)),
         )
     return cache[style]
+
+
+def _inert_braces(body: str, is_html: bool = False) -> str:
+    """``body`` with no "{{", "{%" or "{#" a template language would read: in HTML the
+    first brace becomes its character reference (shown the same), in text a space follows
+    it. (CSS in a style element has no such pairs.)"""
+    if "{" not in body:
+        return body
+    for pair in ("{{", "{%", "{#"):
+        while pair in body:
+            body = body.replace(pair, ("&#123;" if is_html else "{ ") + pair[1])
+    return body
 
 
 def batch_message(template: MessageTemplate, recipients: list[Recipient], style: BatchStyle,
@@ -104,13 +141,14 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
             "Message-ID": template.message_id(recipient),
         }
     message = AnymailMessage(
-        subject=template.subject,
+        subject=_inert_braces(template.subject) if style.template_language else template.subject,
         body=text,
         from_email=template.sender,
         to=[recipient.email for recipient in recipients],
         reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
         headers={
-            "List-Id": template.list_id,
+            "List-Id": (template.list_id if not style.ascii_headers
+                        or template.list_id.isascii() else f"<{newsletter.list_id}>"),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
         connection=connection,

@@ -6,9 +6,11 @@ stored once by (provider, event id), so a replayed webhook changes nothing.
 
 These receivers only hear events from the authenticated webhook routes (``webhooks.py``), and
 an event changes a subscriber only when it names a message we sent to that subscriber: the
-provider's message id or our ``Message-ID`` recorded in ``SentMessage``, or an edition
-``Message-ID`` the delivery ledger shows as sent. Anything else is stored with the outcome
-"unknown message" and ignored, so knowing a reader's address is not enough to cut them off.
+provider's message id or our ``Message-ID`` recorded in ``SentMessage`` for that recipient's
+address (an ESP batch may share one provider id among many recipients: Mailgun), or an
+edition ``Message-ID`` the delivery ledger shows as sent to them. Anything else is stored
+with the outcome "unknown message" and ignored, so knowing a reader's address is not enough
+to cut them off.
 """
 
 from __future__ import annotations
@@ -81,33 +83,29 @@ def _named_message_ids(event) -> list[str]:
     return list(dict.fromkeys(k for k in keys if k))
 
 
-def sent_message_subscriber(event) -> int | None:
-    """The id of the subscriber we sent the event's message to, or None if we never sent it."""
+def sent_to(event, subscriber_id: int) -> bool:
+    """Whether the event's message is one we sent to this subscriber (the one its recipient
+    address belongs to): matched by (message id, recipient), never by the id alone — an
+    ESP may give a whole batch one id (Mailgun does), so an id names many messages and
+    only the address tells which one the event is about."""
     keys = _named_message_ids(event)
     if not keys:
-        return None
-    known = (
-        SentMessage.objects.filter(esp_message_id__in=keys).values_list(
-            "subscription__subscriber_id", flat=True
-        ).first()
-        or SentMessage.objects.filter(message_id__in=keys).values_list(
-            "subscription__subscriber_id", flat=True
-        ).first()
-    )
-    if known:
-        return known
+        return False
+    mine = SentMessage.objects.filter(subscription__subscriber_id=subscriber_id)
+    if mine.filter(esp_message_id__in=keys).exists() or mine.filter(
+            message_id__in=keys).exists():
+        return True
     host = urlsplit(settings.MASTHEAD_BASE_URL).hostname or "localhost"
     for key in keys:
         match = EDITION_MESSAGE_ID.match(key)
-        if match and match[3].lower() == host.lower():
-            found = DeliveryRecipient.objects.filter(
-                delivery__edition_id=int(match[1]),
-                subscription_id=int(match[2]),
-                state=DeliveryRecipient.State.SENT,
-            ).values_list("subscription__subscriber_id", flat=True).first()
-            if found:
-                return found
-    return None
+        if match and match[3].lower() == host.lower() and DeliveryRecipient.objects.filter(
+            delivery__edition_id=int(match[1]),
+            subscription_id=int(match[2]),
+            subscription__subscriber_id=subscriber_id,
+            state=DeliveryRecipient.State.SENT,
+        ).exists():
+            return True
+    return False
 
 
 @receiver(tracking, dispatch_uid="masthead.newsletters.tracking")
@@ -115,7 +113,7 @@ def handle_tracking(sender, event, esp_name, **kwargs) -> None:
     if event.event_type not in HANDLED or not event.recipient:
         return
     subscriber = subscriber_find(event.recipient)
-    if subscriber is not None and sent_message_subscriber(event) != subscriber.pk:
+    if subscriber is not None and not sent_to(event, subscriber.pk):
         subscriber = None  # not a message we sent to this address: vouches for nothing
     kind = classify(event)
     # One notification may name several recipients (Amazon SES): the event id is made

@@ -8,14 +8,28 @@
   personalization's substitutions applied to the body and its headers added, as SendGrid
   does. Like SendGrid it answers 202 with an empty body, 400 for the whole call when one
   address is bad, and it can be told to fail calls with a 503.
+* :class:`MailgunStandIn`: Mailgun's ``POST /v3/<domain>/messages`` (form fields, HTTP basic
+  auth ``api:<key>``) as anymail's Mailgun backend calls it: several ``to`` with
+  ``recipient-variables`` become one message each, ``%recipient.KEY%`` substituted in the
+  subject, bodies and ``h:`` headers; one id for the whole call (``{"id": "<…>", "message":
+  "Queued. Thank you."}``), as Mailgun answers; 400 for the call when an address is bad.
+* :class:`BrevoStandIn`: Brevo's ``POST /v3/smtp/email`` (JSON, ``api-key`` header): each
+  of ``messageVersions`` becomes one message with its ``params`` substituted for
+  ``{{ params.KEY }}`` and its headers added; 201 with one id per version
+  (``{"messageIds": […]}``); 400 ``invalid_parameter`` for a bad address.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import uuid
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from anymail.backends.test import EmailBackend
 from anymail.exceptions import AnymailAPIError
@@ -50,8 +64,10 @@ class Delivered:
 
 
 @dataclass
-class SendGridStandIn:
-    """SendGrid's mail/send on 127.0.0.1; ``record=False`` only counts (for the benchmark)."""
+class StandIn:
+    """An ESP's send API on 127.0.0.1; ``record=False`` only counts (for the benchmark)."""
+
+    base_path = "/v3/"
 
     record: bool = True
     invalid: set[str] = field(default_factory=set)  # addresses SendGrid answers 400 for
@@ -84,21 +100,40 @@ class SendGridStandIn:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v3/"
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.base_path}"
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
     def handle(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
-        if path != "/v3/mail/send" or not headers.get("Authorization", "").startswith("Bearer "):
-            return 404, b'{"errors": [{"message": "not found"}]}'
-        data = json.loads(body)
+        raise NotImplementedError
+
+    def _fail_this_call(self) -> bool:
         with self.lock:
             self.calls += 1
             if self.fail_calls > 0:
                 self.fail_calls -= 1
-                return 503, b'{"errors": [{"message": "Service Unavailable"}]}'
+                return True
+        return False
+
+    def _accepted(self, count: int, made: list[Delivered]) -> None:
+        with self.lock:
+            self.call_sizes.append(count)
+            self.accepted += count
+            self.delivered.extend(made)
+
+
+@dataclass
+class SendGridStandIn(StandIn):
+    """SendGrid's mail/send."""
+
+    def handle(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        if path != "/v3/mail/send" or not headers.get("Authorization", "").startswith("Bearer "):
+            return 404, b'{"errors": [{"message": "not found"}]}'
+        data = json.loads(body)
+        if self._fail_this_call():
+            return 503, b'{"errors": [{"message": "Service Unavailable"}]}'
         people = data["personalizations"]
         for index, person in enumerate(people):
             for to_index, to in enumerate(person["to"]):
@@ -121,11 +156,143 @@ class SendGridStandIn:
                     headers={**data.get("headers", {}), **person.get("headers", {})},
                     custom_args={**data.get("custom_args", {}), **person.get("custom_args", {})},
                 ))
-        with self.lock:
-            self.call_sizes.append(len(people))
-            self.accepted += len(people)
-            self.delivered.extend(made)
+        self._accepted(len(people), made)
         return 202, b""
+
+
+def _form(headers, body: bytes) -> dict[str, list[str]]:
+    """A form body as requests sends it: urlencoded, or multipart with attachments."""
+    kind = headers.get("Content-Type", "")
+    if kind.startswith("application/x-www-form-urlencoded"):
+        return parse_qs(body.decode(), keep_blank_values=True)
+    if kind.startswith("multipart/form-data"):
+        message = message_from_bytes(
+            b"Content-Type: " + kind.encode() + b"\r\n\r\n" + body, policy=email_policy.HTTP)
+        fields: dict[str, list[str]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields.setdefault(name, []).append(part.get_content())
+        return fields
+    return {}
+
+
+MAILGUN_VARIABLE = re.compile(r"%recipient\.([^%]+)%")
+
+
+@dataclass
+class MailgunStandIn(StandIn):
+    """Mailgun's messages API, for any sending domain."""
+
+    api_key: str = "key-test"
+    domains: list[str] = field(default_factory=list)  # the sending domains of each call
+
+    def handle(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        import base64
+
+        match = re.fullmatch(r"/v3/([^/]+)/messages", path)
+        expected = "Basic " + base64.b64encode(f"api:{self.api_key}".encode()).decode()
+        if headers.get("Authorization") != expected:
+            return 401, b"Forbidden"
+        if not match:
+            return 200, b"Mailgun Magnificent API"  # what Mailgun says to unknown paths
+        data = _form(headers, body)
+        if self._fail_this_call():
+            return 503, b'{"message": "Service Unavailable"}'
+        to = data.get("to", [])
+        for address in to:
+            if address in self.invalid or "@" not in address:
+                return 400, json.dumps({"message": f"to parameter is not a valid address. "
+                                        f"please check documentation: {address}"}).encode()
+        variables = json.loads(data.get("recipient-variables", ["{}"])[0])
+        made = []
+        if self.record:
+            one = {key: values[0] for key, values in data.items()}
+            for address in to:
+                mine = variables.get(address, {})
+
+                def fill(value: str, mine=mine) -> str:
+                    return MAILGUN_VARIABLE.sub(
+                        lambda m: str(mine.get(m[1], m[0])), value)
+
+                made.append(Delivered(
+                    to=address, subject=fill(one.get("subject", "")),
+                    text=fill(one.get("text", "")), html=fill(one.get("html", "")),
+                    headers={key[2:]: fill(value) for key, value in one.items()
+                             if key.startswith("h:")},
+                    custom_args={key[2:]: fill(value) for key, value in one.items()
+                                 if key.startswith("v:")},
+                ))
+        with self.lock:
+            self.domains.append(match[1])
+        self._accepted(len(to), made)
+        message_id = f"<{uuid.uuid4().hex}.{len(to)}@{match[1]}>"
+        return 200, json.dumps({"id": message_id, "message": "Queued. Thank you."}).encode()
+
+
+BREVO_PARAM = re.compile(r"\{\{\s*params\.([A-Za-z0-9_]+)\s*\}\}")
+
+
+@dataclass
+class BrevoStandIn(StandIn):
+    """Brevo's transactional email API."""
+
+    api_key: str = "xkeysib-test"
+    message_ids: dict = field(default_factory=dict)  # address -> the id Brevo answered
+
+    def handle(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        if headers.get("api-key") != self.api_key:
+            return 401, b'{"code": "unauthorized", "message": "Key not found"}'
+        if path != "/v3/smtp/email":
+            return 404, b'{"code": "not_found", "message": "Invalid route"}'
+        data = json.loads(body)
+        if self._fail_this_call():
+            return 503, b'{"code": "internal_error", "message": "Service Unavailable"}'
+        versions = data.get("messageVersions") or [{"to": data.get("to", [])}]
+        if len(versions) > 1000:
+            return 400, b'{"code": "invalid_parameter", "message": "too many versions"}'
+        for version in versions:
+            for to in version["to"]:
+                if to["email"] in self.invalid or "@" not in to["email"]:
+                    return 400, json.dumps({"code": "invalid_parameter",
+                                            "message": "email is not valid in to"}).encode()
+        made, ids = [], []
+        for version in versions:
+            ids.append(f"<{uuid.uuid4().hex}@smtp-relay.mailin.fr>")
+            if not self.record:
+                continue
+            params = version.get("params", data.get("params", {}))
+
+            def fill(value: str, params=params) -> str:
+                return BREVO_PARAM.sub(lambda m: str(params.get(m[1], "")), value)
+
+            made.append(Delivered(
+                to=version["to"][0]["email"],
+                subject=fill(version.get("subject", data.get("subject", ""))),
+                text=fill(version.get("textContent", data.get("textContent", ""))),
+                html=fill(version.get("htmlContent", data.get("htmlContent", ""))),
+                headers={**data.get("headers", {}), **version.get("headers", {})},
+                custom_args={},
+            ))
+            with self.lock:
+                self.message_ids[version["to"][0]["email"]] = ids[-1]
+        self._accepted(len(versions), made)
+        if "messageVersions" not in data:
+            return 201, json.dumps({"messageId": ids[0]}).encode()
+        return 201, json.dumps({"messageIds": ids}).encode()
+
+
+def mailgun_settings(settings, url: str, api_key: str = "key-test") -> None:
+    """Point Django at the stand-in through anymail's real Mailgun backend."""
+    settings.EMAIL_BACKEND = "anymail.backends.mailgun.EmailBackend"
+    settings.ANYMAIL = {**getattr(settings, "ANYMAIL", {}), "MAILGUN_API_KEY": api_key,
+                        "MAILGUN_API_URL": url}
+
+
+def brevo_settings(settings, url: str, api_key: str = "xkeysib-test") -> None:
+    """Point Django at the stand-in through anymail's real Brevo backend."""
+    settings.EMAIL_BACKEND = "anymail.backends.brevo.EmailBackend"
+    settings.ANYMAIL = {**getattr(settings, "ANYMAIL", {}), "BREVO_API_KEY": api_key,
+                        "BREVO_API_URL": url}
 
 
 def sendgrid_settings(settings, url: str) -> None:
