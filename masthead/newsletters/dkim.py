@@ -122,6 +122,23 @@ def body_hash(message: bytes, start: int, stuffed: bool = True) -> bytes:
     return base64.b64encode(state.digest())
 
 
+def _signed_fields(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], bytes]:
+    """The ``h=`` names and the canonical bytes to hash for ``fields``: each signed field
+    present, every instance of a repeated one, bottom-up (the order verifiers select them in,
+    RFC 6376 5.4.2)."""
+    by_name: dict[bytes, list[bytes]] = {}
+    for name, value in fields:
+        key = name.lower()
+        if key in _SIGNED:
+            by_name.setdefault(key, []).append(relaxed_header(name, value))
+    names, canonical = [], []
+    for name in SIGNED_HEADERS:
+        for line in reversed(by_name.get(name, ())):
+            names.append(name)
+            canonical.append(line)
+    return names, b"".join(canonical)
+
+
 # --- Keys ---------------------------------------------------------------------------------------
 
 
@@ -221,18 +238,8 @@ class Signer:
         end = message.find(b"\r\n\r\n")
         if end < 0:
             raise ValueError("a message without the blank line that ends its header")
-        fields = header_fields(message[:end])
-        by_name: dict[bytes, list[bytes]] = {}
-        for name, value in fields:
-            key = name.lower()
-            if key in _SIGNED:
-                by_name.setdefault(key, []).append(relaxed_header(name, value))
-        names, canonical = [], []
-        for name in SIGNED_HEADERS:
-            for line in reversed(by_name.get(name, ())):
-                names.append(name)
-                canonical.append(line)
-        state = hashlib.sha256(b"".join(canonical))
+        names, canonical = _signed_fields(header_fields(message[:end]))
+        state = hashlib.sha256(canonical)
         return self._finish(state, b":".join(names), body_hash(message, end + 4, stuffed))
 
     def sign(self, message: bytes, *, stuffed: bool = True) -> bytes:
@@ -257,11 +264,8 @@ class PreparedSigner:
             raise ValueError("the shared head must be header fields and the blank line")
         self.signer = signer
         self.head = head
-        fields = header_fields(head[:-4])
-        shared = [(name.lower(), relaxed_header(name, value)) for name, value in fields
-                  if name.lower() in _SIGNED]
-        self.shared_names = [name for name, _ in shared]
-        self.state = hashlib.sha256(b"".join(line for _, line in shared))
+        self.shared_names, canonical = _signed_fields(header_fields(head[:-4]))
+        self.state = hashlib.sha256(canonical)
         self._shared = frozenset(self.shared_names)
         self._names: dict[tuple[bytes, ...], bytes] = {}
 
