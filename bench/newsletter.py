@@ -5,13 +5,15 @@
     .venv/bin/python bench/newsletter.py -n 20000 --dkim rsa        # DKIM-signed (or ed25519)
     .venv/bin/python bench/newsletter.py -n 20000 --language ru     # the Russian edition
     .venv/bin/python bench/newsletter.py -n 20000 --esp             # SendGrid stand-in, batches
+    .venv/bin/python bench/newsletter.py -n 20000 --esp mailgun     # or brevo: its stand-in
     .venv/bin/python bench/newsletter.py -n 2000 --esp --esp-batch 0    # one call a recipient
     .venv/bin/python bench/newsletter.py --issue12 --record     # the issue 12 set, recorded
 
-``--esp`` sends through django-anymail's real SendGrid backend to the local stand-in of
-SendGrid's API in ``tests/newsletters/esp.py`` (in this process, counting only) instead of
-SMTP. Every row prints the edition's message size as sent (8bit where the server offers
-8BITMIME, as the sinks here do) and in its 7bit-safe form.
+``--esp [sendgrid|mailgun|brevo]`` (SendGrid if not named) sends through django-anymail's
+real backend for that ESP to the local stand-in of its API in ``tests/newsletters/esp.py``
+(in this process, counting only) instead of SMTP. Every row prints the edition's message
+size as sent (8bit where the server offers 8BITMIME, as the sinks here do) and in its
+7bit-safe form.
 
 For each N, in a fresh data folder (SQLite unless --database-url is given): migrate, import
 the demo articles, create N confirmed subscribers (encrypted addresses, as in production)
@@ -237,12 +239,16 @@ def run_once(n: int, args) -> dict:
         env["MASTHEAD_DKIM_SELECTOR"] = "bench"
     standin = None
     if args.esp:
-        from tests.newsletters.esp import SendGridStandIn
+        from tests.newsletters import esp
 
-        standin = SendGridStandIn(record=False)
-        env["EMAIL_BACKEND"] = "anymail.backends.sendgrid.EmailBackend"
-        env["ANYMAIL_SENDGRID_API_KEY"] = "SG.bench"
-        env["ANYMAIL_SENDGRID_API_URL"] = standin.start()
+        kind, key = ESPS[args.esp]
+        standin = getattr(esp, kind)(record=False)
+        name = args.esp.upper()
+        env["EMAIL_BACKEND"] = f"anymail.backends.{args.esp}.EmailBackend"
+        env[f"ANYMAIL_{name}_API_KEY"] = key
+        if hasattr(standin, "api_key"):
+            standin.api_key = key
+        env[f"ANYMAIL_{name}_API_URL"] = standin.start()
         env["MASTHEAD_NEWSLETTER_ESP_BATCH"] = str(args.esp_batch)
         env["PYTHONWARNINGS"] = "ignore::UserWarning"
     if args.database_url:
@@ -252,7 +258,7 @@ def run_once(n: int, args) -> dict:
     print(f"N = {n:,}: preparing in {data_dir}", flush=True)
     edition_id = prepare(n, data_dir, env, args.language)
     if standin is not None:
-        sink_name, sink = f"SendGrid stand-in, batches of {args.esp_batch or 1}", None
+        sink_name, sink = f"{ESP_NAMES[args.esp]} stand-in, batches of {args.esp_batch or 1}", None
     else:
         sink_name, sink = start_sink(port, args.python_sink)
     try:
@@ -314,14 +320,22 @@ def dkim_key(kind: str) -> str:
 
 def describe(args) -> str:
     if args.esp:
-        how = (f"ESP (SendGrid stand-in), batches of {args.esp_batch}" if args.esp_batch > 1
-               else "ESP (SendGrid stand-in), one call a recipient")
+        standin = f"{ESP_NAMES[args.esp]} stand-in"
+        how = (f"ESP ({standin}), batches of {args.esp_batch}" if args.esp_batch > 1
+               else f"ESP ({standin}), one call a recipient")
     else:
         how = "pipelined SMTP"
         if args.dkim:
             how += f", DKIM {'RSA-2048' if args.dkim == 'rsa' else 'Ed25519'}"
     return f"{how}, {'Russian' if args.language == 'ru' else 'English'} edition"
 
+
+ESPS = {  # --esp: the stand-in in tests/newsletters/esp.py and an API key for it
+    "sendgrid": ("SendGridStandIn", "SG.bench"),
+    "mailgun": ("MailgunStandIn", "key-bench"),
+    "brevo": ("BrevoStandIn", "xkeysib-bench"),
+}
+ESP_NAMES = {"sendgrid": "SendGrid", "mailgun": "Mailgun", "brevo": "Brevo"}
 
 NOTE = os.environ.get("BENCH_NOTE", "")  # a paragraph to record above the table
 
@@ -330,8 +344,8 @@ ISSUE12 = [  # (N, options): the rows of docs/benchmarks.md's section
     (None, {"dkim": "ed25519"}),
     (None, {"dkim": "rsa"}),
     (None, {"language": "ru"}),
-    (None, {"esp": True}),
-    (1000, {"esp": True, "esp_batch": 0}),
+    (None, {"esp": "sendgrid"}),
+    (1000, {"esp": "sendgrid", "esp_batch": 0}),
 ]
 
 
@@ -383,7 +397,9 @@ def main() -> None:
     parser.add_argument("--dkim", choices=["rsa", "ed25519"], help="Sign with a fresh key.")
     parser.add_argument("--language", choices=["en", "ru"], default="en",
                         help="The English or the Russian edition.")
-    parser.add_argument("--esp", action="store_true", help="Through the SendGrid stand-in.")
+    parser.add_argument("--esp", nargs="?", const="sendgrid", choices=sorted(ESPS),
+                        help="Through an ESP's stand-in, with anymail's backend for it "
+                        "(sendgrid if not named).")
     parser.add_argument("--esp-batch", type=int, default=500,
                         help="Recipients per ESP API call (MASTHEAD_NEWSLETTER_ESP_BATCH; 0: one "
                         "call per recipient).")
@@ -408,7 +424,7 @@ def main() -> None:
     elif args.issue12:
         for n, options in ISSUE12:
             run = argparse.Namespace(**{**vars(args), "dkim": None, "language": "en",
-                                        "esp": False, **options})
+                                        "esp": None, **options})
             rows.append(run_once(n or args.n, run))
             print_rows(rows[-1:])
     else:
