@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dkim
 import pytest
+from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.core.management import call_command
@@ -14,8 +15,10 @@ from django.core.management.base import SystemCheckError
 
 from masthead.newsletters.delivery import delivery_run, delivery_start
 from masthead.newsletters.dkim import _signer, dns_record, load_private_key
+from masthead.newsletters.rendering import GREETING, UNSUBSCRIBE, MessageTemplate, Recipient
+from masthead.newsletters.senders import SMTPPipelineSender
 
-from .conftest import add_subscribers
+from .conftest import RecordingHandler, add_subscribers, free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +84,92 @@ def test_delivered_editions_carry_a_signature_that_verifies(
     other = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa"
              else ed25519.Ed25519PrivateKey.generate())
     assert not dkim.verify(server.messages[0][1], dnsfunc=dns_for(other))
+
+
+class SevenBitHandler(RecordingHandler):
+    """A server that offers neither 8BITMIME nor PIPELINING: bodies go quoted-printable or
+    base64, one command at a time."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        return [line for line in responses if "8BITMIME" not in line]
+
+
+@pytest.fixture
+def seven_bit_server(settings):
+    handler = SevenBitHandler(pipelining=False)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER = False, ""
+    yield handler
+    controller.stop()
+
+
+LONG_SUBJECT = ("Лёд на реке, открытые книги городского совета и последняя типография "
+                "долины — выпуск номер сорок два")
+DOT_INTRO = ("<p>.NET, .env and other names that start with a dot.</p>"
+             "<p>Второй абзац: «кавычки», тире — и ёлки.</p>")
+
+
+@pytest.mark.parametrize("kind,server_kind", [("ed25519", "8bit pipelined"),
+                                              ("ed25519", "7bit one by one"),
+                                              ("rsa", "7bit one by one")])
+def test_folded_subjects_dotted_lines_and_7bit_bodies_verify(
+        kind, server_kind, rsa_key, dkim_settings, smtp_server, seven_bit_server,
+        russian_newsletter, edition_factory):
+    """What the fast path must get right, delivered for real: a long Cyrillic subject (folded
+    encoded words), Reply-To, names in the greeting, a text line that starts with a dot
+    (dot-stuffed on the wire), Cyrillic bodies 8bit or, to a server without 8BITMIME,
+    quoted-printable/base64, over the pipelined and the one-by-one paths."""
+    key = rsa_key if kind == "rsa" else ed25519.Ed25519PrivateKey.generate()
+    dkim_settings(key)
+    server = smtp_server() if server_kind == "8bit pipelined" else seven_bit_server
+    russian_newsletter.reply_to = "editors@example.org"
+    russian_newsletter.save()
+    add_subscribers(russian_newsletter, 3, names=True)
+    edition = edition_factory(russian_newsletter, subject=LONG_SUBJECT)
+    edition.intro = DOT_INTRO
+    edition.save()
+    delivery = delivery_start(edition, enqueue=False)
+    assert delivery_run(delivery.pk).sent == 3
+    lookup = dns_for(key)
+    for _, data in server.messages:
+        header = data[:data.index(b"\r\n\r\n")]
+        assert b"Subject: =?utf-8?" in header and b"?=\r\n =?utf-8?" in header  # folded
+        if server_kind == "8bit pipelined":
+            assert b"Content-Transfer-Encoding: 8bit" in data
+            assert b"\r\n.NET, .env" in data  # a line that starts with a dot, unstuffed
+        else:
+            assert b"Content-Transfer-Encoding: 8bit" not in data
+            assert b"Content-Transfer-Encoding: base64" in data
+        signature = header[:header.index(b"\r\nDate:")].replace(b"\r\n ", b" ")
+        for name in (b"reply-to", b"subject", b"list-unsubscribe", b"list-unsubscribe-post",
+                     b"to", b"from", b"content-type"):
+            assert name in signature.split(b"h=")[1].split(b";")[0].split(b":"), name
+        assert dkim.verify(data, dnsfunc=lookup), data[:800]
+        assert not dkim.verify(data.replace(b"--\r\n", b"--\r\n\r\nx", 1), dnsfunc=lookup)
+        assert not dkim.verify(data.replace(b"One-Click", b"One-Clack", 1), dnsfunc=lookup)
+
+
+def test_the_sender_signs_what_the_generic_signer_signs(rsa_key, dkim_settings, newsletter):
+    """The sender's per-edition signer (shared fields hashed once) and the generic one give
+    signatures over the same bytes: both verify, on the message as the sender writes it."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    dkim_settings(key)
+    newsletter.reply_to = "editors@example.org"
+    template = MessageTemplate(newsletter=newsletter, subject=LONG_SUBJECT,
+                               html_body=f"<p>{GREETING}</p>\n<p>.dot</p>\n{UNSUBSCRIBE}\n\n",
+                               text_body=f"{GREETING}\n.dot\n{UNSUBSCRIBE}\n\n\n",
+                               message_id_prefix="edition-9")
+    sender = SMTPPipelineSender(template)
+    generic = _signer.__wrapped__(pem_of(key).encode(), "lantern2026", "localhost")
+    for eightbit in (True, False):
+        raw = template.raw(Recipient(1, 2, "reader@example.org", "Ёжик", "tok-2"), eightbit)
+        for signed in (sender.signer.sign(raw), generic.sign(raw)):
+            delivered = signed.replace(b"\r\n..", b"\r\n.")
+            assert dkim.verify(delivered, dnsfunc=dns_for(key)), delivered[:800]
 
 
 def test_no_key_no_signature(smtp_server, newsletter, edition_factory, settings):
