@@ -19,25 +19,39 @@ edition — and how their merge fields are written, is in :data:`STYLES`:
   version (``messageIds``, in order), which anymail gives each recipient. Up to 1,000
   versions a call.
 
-Not here, so sent one API call per recipient as before: Postmark and Amazon SES (their batch
-APIs personalise only stored templates) and the rest. ``MASTHEAD_NEWSLETTER_ESP_BATCH``
-(default 500) is the batch size; 0 turns batching off.
+* Postmark: its batch API (``/email/batchWithTemplates``) personalises only templates stored
+  at Postmark, so the edition is stored as one for the send (:func:`store_template`, ``POST
+  /templates``, alias made from the edition and a hash of its content: a retry finds it
+  there) and removed when the delivery is done (:func:`remove_template`); each message's
+  ``TemplateModel`` fills ``{{{ masthead_… }}}`` (triple braces: not escaped again). Postmark
+  answers per message — its id, or an error (inactive, invalid) for that recipient alone.
+  Up to 500 messages a call.
+
+Not here, so sent one API call per recipient as before: Amazon SES (its bulk API, too,
+personalises only stored templates; anymail's SES backend needs boto3) and the rest.
+``MASTHEAD_NEWSLETTER_ESP_BATCH`` (default 500) is the batch size; 0 turns batching off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import logging
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import quote
 
 from anymail.message import AnymailMessage
+from anymail.utils import get_anymail_setting
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .rendering import GREETING, UNSUBSCRIBE, MessageTemplate, Recipient, greeting_text
 
 GREETING_HTML = "%%MASTHEAD_GREETING_HTML%%"  # the HTML part's greeting is escaped
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +71,8 @@ class BatchStyle:
     # header values as raw 8-bit (anymail refuses them), so List-Id goes without its name.
     template_language: bool = False
     ascii_headers: bool = False
+    # Postmark: the edition goes to the ESP as a stored template for the send.
+    stored_template: bool = False
 
     def written(self, key: str) -> str:
         return self.field.format(key)
@@ -70,6 +86,9 @@ STYLES = {
     "Brevo": BatchStyle("masthead_unsubscribe", "masthead_greeting", "masthead_greeting_html",
                         1000, field="{{{{ params.{} }}}}", template_language=True,
                         ascii_headers=True),
+    "Postmark": BatchStyle("masthead_unsubscribe", "masthead_greeting",
+                           "masthead_greeting_html", 500, field="{{{{{{ {} }}}}}}",
+                           template_language=True, stored_template=True),
 }
 
 
@@ -140,6 +159,19 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
             "List-Unsubscribe": f"<{url}>, <{mailto}>",
             "Message-ID": template.message_id(recipient),
         }
+    if style.stored_template:  # subject and bodies are in the template at the ESP
+        message = AnymailMessage(
+            from_email=template.sender,
+            to=[recipient.email for recipient in recipients],
+            reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
+            headers={"List-Id": template.list_id,
+                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            connection=connection,
+        )
+        message.template_id = stored_template_alias(template, style)
+        message.merge_data = merge_data
+        message.merge_headers = merge_headers
+        return message
     message = AnymailMessage(
         subject=_inert_braces(template.subject) if style.template_language else template.subject,
         body=text,
@@ -159,3 +191,90 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
     if style.esp_extra:
         message.esp_extra = dict(style.esp_extra)
     return message
+
+
+# --- Stored templates (Postmark) --------------------------------------------------------------
+
+
+def stored_template_alias(template: MessageTemplate, style: BatchStyle) -> str:
+    """The template's alias at the ESP: the edition's, with a hash of the content stored, so
+    that a retry (any worker, any time) names the same template and a changed edition a new
+    one. Letters, digits and '-', starting with a letter, as Postmark wants."""
+    cache = template.__dict__.setdefault("_stored_alias", {})
+    if style not in cache:
+        text, html_body = _bodies_for(template, style)
+        digest = hashlib.sha256("\0".join((template.subject, text, html_body)).encode())
+        cache[style] = f"masthead-{template.message_id_prefix}-{digest.hexdigest()[:16]}"
+    return cache[style]
+
+
+class StoredTemplateError(RuntimeError):
+    """The ESP would not store (or tell us about) the edition's template."""
+
+
+def _postmark():
+    import requests
+
+    token = get_anymail_setting("server_token", esp_name="Postmark", allow_bare=True)
+    url = get_anymail_setting("api_url", esp_name="Postmark",
+                              default="https://api.postmarkapp.com/")
+    session = requests.Session()
+    session.headers.update({"X-Postmark-Server-Token": token, "Accept": "application/json",
+                            "Content-Type": "application/json"})
+    return session, url if url.endswith("/") else url + "/"
+
+
+_store_lock = threading.Lock()
+
+
+def store_template(template: MessageTemplate, style: BatchStyle) -> str:
+    """Make sure the ESP holds the edition as the template the batches name; idempotent
+    (it is looked up first, and a create that lost a race is looked up again). Raises
+    StoredTemplateError if the ESP will not: nothing is sent, and the delivery is picked up
+    again by the stalled-send recovery."""
+    alias = stored_template_alias(template, style)
+    with _store_lock:
+        if template.__dict__.get("_stored_at_esp") == alias:
+            return alias
+        session, url = _postmark()
+        text, html_body = _bodies_for(template, style)
+        try:
+            if session.get(f"{url}templates/{alias}", timeout=30).status_code != 200:
+                created = session.post(f"{url}templates", timeout=30, json={
+                    "Name": f"Masthead {template.message_id_prefix} ({alias[-16:]})",
+                    "Alias": alias,
+                    "Subject": _inert_braces(template.subject),
+                    "HtmlBody": html_body,
+                    "TextBody": text,
+                })
+                if created.status_code != 200 and session.get(
+                        f"{url}templates/{alias}", timeout=30).status_code != 200:
+                    raise StoredTemplateError(
+                        f"Postmark did not store template {alias}: {created.status_code} "
+                        f"{created.text[:200]}")
+        except OSError as exc:  # requests' connection errors are OSErrors
+            raise StoredTemplateError(f"Postmark template {alias}: {exc}") from exc
+        finally:
+            session.close()
+        template.__dict__["_stored_at_esp"] = alias
+    return alias
+
+
+def remove_template(template: MessageTemplate, style: BatchStyle) -> bool:
+    """Delete the edition's template once the delivery is done (a missing one is fine: an
+    earlier attempt removed it). A failure is logged, not raised: the mail has gone out."""
+    alias = stored_template_alias(template, style)
+    session, url = _postmark()
+    try:
+        answer = session.delete(f"{url}templates/{alias}", timeout=30)
+        if answer.status_code == 200:
+            return True
+        if session.get(f"{url}templates/{alias}", timeout=30).status_code != 200:
+            return True  # not there
+        log.warning("Postmark template %s not deleted: %s %s", alias, answer.status_code,
+                    answer.text[:200])
+    except OSError as exc:
+        log.warning("Postmark template %s not deleted: %s", alias, exc)
+    finally:
+        session.close()
+    return False

@@ -41,7 +41,7 @@ from masthead.core.crypto import decrypt
 from masthead.core.pagecache import invalidate_pages
 
 from . import tokens
-from .batching import batch_size, batch_style
+from .batching import batch_size, batch_style, remove_template, store_template
 from .models import (
     Delivery,
     DeliveryRecipient,
@@ -479,6 +479,8 @@ def delivery_run(
     style = None if uses_smtp() else batch_style()
     if style is not None:  # one ESP API call per chunk: as many recipients as it takes
         chunk_size = max(1, min(batch_size(style), batch // connections))
+        if style.stored_template:  # Postmark: the edition stored at the ESP for the send
+            store_template(template, style)
     if rate > 0:  # a chunk is one token-bucket withdrawal: no bigger than a second's worth
         chunk_size = max(1, min(chunk_size, int(rate / connections) or 1))
     limiter = RateLimiter(rate)
@@ -558,6 +560,8 @@ def delivery_run(
                 if exhausted:
                     if delivery_finish_if_done(delivery_id):
                         report.finished = True
+                        if style is not None and style.stored_template:
+                            remove_template(template, style)
                         break
                     wait_for = _next_retry_in(delivery_id, worker)
                     if wait_for is None:

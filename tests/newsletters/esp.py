@@ -13,6 +13,12 @@
   ``recipient-variables`` become one message each, ``%recipient.KEY%`` substituted in the
   subject, bodies and ``h:`` headers; one id for the whole call (``{"id": "<…>", "message":
   "Queued. Thank you."}``), as Mailgun answers; 400 for the call when an address is bad.
+* :class:`PostmarkStandIn`: Postmark's templates API (``GET``/``POST``/``DELETE
+  /templates[/<id or alias>]``) and ``POST /email/batchWithTemplates`` (``Messages``, each
+  with ``TemplateAlias`` and ``TemplateModel``: ``{{{ key }}}`` filled in as is, ``{{ key }}``
+  HTML-escaped in the HTML body, as Mustachio does), plus ``POST /email`` for single sends;
+  ``X-Postmark-Server-Token``. Answers per message — ``MessageID``, or ``ErrorCode`` 406 for
+  an inactive recipient — as Postmark does.
 * :class:`BrevoStandIn`: Brevo's ``POST /v3/smtp/email`` (JSON, ``api-key`` header): each
   of ``messageVersions`` becomes one message with its ``params`` substituted for
   ``{{ params.KEY }}`` and its headers added; 201 with one id per version
@@ -28,6 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
+from html import escape as html_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -89,12 +96,15 @@ class StandIn:
 
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, answer = standin.handle(self.path, self.headers, body)
+                status, answer = standin.handle_request(self.command, self.path, self.headers,
+                                                        body)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+
+            do_GET = do_DELETE = do_POST  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -105,6 +115,11 @@ class StandIn:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def handle_request(self, method: str, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        if method != "POST":
+            return 405, b'{"message": "method not allowed"}'
+        return self.handle(path, headers, body)
 
     def handle(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
         raise NotImplementedError
@@ -229,6 +244,115 @@ class MailgunStandIn(StandIn):
         return 200, json.dumps({"id": message_id, "message": "Queued. Thank you."}).encode()
 
 
+MUSTACHE = re.compile(r"\{\{(\{?)\s*([A-Za-z0-9_.]+)\s*\}?\}\}")
+
+
+@dataclass
+class PostmarkStandIn(StandIn):
+    """Postmark's templates and send APIs."""
+
+    base_path = "/"
+    token: str = "postmark-test-token"
+    inactive: set[str] = field(default_factory=set)  # answered per message with 406
+    templates: dict = field(default_factory=dict)  # alias -> the stored template
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    message_ids: dict = field(default_factory=dict)  # address -> the id answered
+
+    def handle_request(self, method, path, headers, body):
+        if headers.get("X-Postmark-Server-Token") != self.token:
+            return 401, b'{"ErrorCode": 10, "Message": "Bad or missing Server API token."}'
+        # Not found: 422 with an error code (the code here is the stand-in's own).
+        missing = b'{"ErrorCode": 1101, "Message": "The template was not found."}'
+        if path.startswith("/templates/"):
+            key = path.removeprefix("/templates/")
+            with self.lock:
+                found = self.templates.get(key) or next(
+                    (t for t in self.templates.values() if str(t["TemplateId"]) == key), None)
+                if found is None:
+                    return 422, missing
+                if method == "DELETE":
+                    del self.templates[found["Alias"]]
+                    self.deleted.append(found["Alias"])
+                    return 200, b'{"ErrorCode": 0, "Message": "Template removed."}'
+            if method == "GET":
+                return 200, json.dumps({**found, "Active": True}).encode()
+            return 405, b"{}"
+        if method != "POST":
+            return 405, b"{}"
+        data = json.loads(body)
+        if path == "/templates":
+            with self.lock:
+                if data.get("Alias") in self.templates:
+                    return 422, json.dumps({"ErrorCode": 1105, "Message":
+                                            "A template with this alias already exists."}).encode()
+                record = {"TemplateId": len(self.created) + 1, "Name": data["Name"],
+                          "Alias": data.get("Alias"), "Subject": data["Subject"],
+                          "HtmlBody": data.get("HtmlBody", ""),
+                          "TextBody": data.get("TextBody", "")}
+                self.templates[record["Alias"]] = record
+                self.created.append(record["Alias"])
+            return 200, json.dumps({"TemplateId": record["TemplateId"], "Name": record["Name"],
+                                    "Alias": record["Alias"], "Active": True}).encode()
+        if self._fail_this_call():
+            return 503, b'{"ErrorCode": 100, "Message": "Maintenance"}'
+        if path == "/email/batchWithTemplates":
+            messages = data["Messages"]
+            if len(messages) > 500:
+                return 422, b'{"ErrorCode": 410, "Message": "Too many batch messages"}'
+        elif path == "/email":
+            messages = [data]
+        else:
+            return 404, b'{"ErrorCode": 0, "Message": "not found"}'
+        answers, made = [], []
+        for message in messages:
+            to = message["To"]
+            if to in self.inactive:
+                answers.append({"ErrorCode": 406, "Message":
+                                "You tried to send to recipient(s) that have been marked as "
+                                f"inactive.\nFound inactive addresses: {to}.\nInactive "
+                                "recipients are ones that have generated a hard bounce or a "
+                                "spam complaint.\n"})
+                continue
+            if to in self.invalid or "@" not in to:
+                answers.append({"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."})
+                continue
+            if "TemplateAlias" in message or "TemplateId" in message:
+                key = message.get("TemplateAlias") or message.get("TemplateId")
+                with self.lock:
+                    stored = self.templates.get(key)
+                if stored is None:
+                    answers.append(json.loads(missing))
+                    continue
+                model = message.get("TemplateModel", {})
+
+                def fill(value: str, escape: bool, model=model) -> str:
+                    return MUSTACHE.sub(lambda m: str(model.get(m[2], "")) if m[1] or not escape
+                                        else html_escape(str(model.get(m[2], ""))), value)
+
+                subject = fill(stored["Subject"], False)
+                text, html = fill(stored["TextBody"], False), fill(stored["HtmlBody"], True)
+            else:
+                subject = message.get("Subject", "")
+                text, html = message.get("TextBody", ""), message.get("HtmlBody", "")
+            message_id = str(uuid.uuid4())
+            answers.append({"To": to, "SubmittedAt": "2026-12-01T09:00:00Z",
+                            "MessageID": message_id, "ErrorCode": 0, "Message": "OK"})
+            if self.record:
+                made.append(Delivered(
+                    to=to, subject=subject, text=text, html=html,
+                    headers={h["Name"]: h["Value"] for h in message.get("Headers", [])},
+                    custom_args=message.get("Metadata", {})))
+                with self.lock:
+                    self.message_ids[to] = message_id
+        self._accepted(len(messages), made)
+        if path == "/email":
+            if answers[0]["ErrorCode"]:
+                return 422, json.dumps(answers[0]).encode()
+            return 200, json.dumps(answers[0]).encode()
+        return 200, json.dumps(answers).encode()
+
+
 BREVO_PARAM = re.compile(r"\{\{\s*params\.([A-Za-z0-9_]+)\s*\}\}")
 
 
@@ -293,6 +417,13 @@ def brevo_settings(settings, url: str, api_key: str = "xkeysib-test") -> None:
     settings.EMAIL_BACKEND = "anymail.backends.brevo.EmailBackend"
     settings.ANYMAIL = {**getattr(settings, "ANYMAIL", {}), "BREVO_API_KEY": api_key,
                         "BREVO_API_URL": url}
+
+
+def postmark_settings(settings, url: str, token: str = "postmark-test-token") -> None:  # noqa: S107
+    """Point Django at the stand-in through anymail's real Postmark backend."""
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {**getattr(settings, "ANYMAIL", {}), "POSTMARK_SERVER_TOKEN": token,
+                        "POSTMARK_API_URL": url}
 
 
 def sendgrid_settings(settings, url: str) -> None:
