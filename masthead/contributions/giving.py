@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from . import ledger
 from .models import (
@@ -28,6 +29,7 @@ from .models import (
     PlanStatus,
     RecurringPlan,
 )
+from .money import AmountError, validate_amount, validate_currency
 from .providers import get_provider
 from .providers.base import CheckoutUrls, EventKind, PaymentEvent, ProviderError
 from .tokens import absolute, checkout_token
@@ -215,17 +217,34 @@ def cancel_plan(plan: RecurringPlan, *, reason: str = "donor", actor: Any = None
     )
 
 
+class CannotStartAgain(ProviderError):
+    """A cancelled plan that cannot be started again as it was; the message says why, in
+    words for the donor."""
+
+
 def start_again(plan: RecurringPlan, *, base_url: str | None = None) -> str:
     """A cancelled plan's way back: a new checkout (a new plan, through
     :func:`start_contribution_once` like the give form) with the old plan's amount, frequency,
     currency and provider; the old row stays as it ended. Returns the checkout URL.
 
-    Raises ProviderError (also when the plan is still live, or its provider is no longer
-    offered: ``UnknownProvider`` is one).
+    The plan's terms are checked again as the give form checks a new gift's: since it
+    ended, the newsroom may have stopped accepting its currency or moved the minimum or the
+    maximum, and a restart must not open a checkout the give form would refuse.
+
+    Raises :class:`CannotStartAgain` (a ProviderError whose message is for the donor) when
+    the plan is still live or its currency or amount is no longer accepted, and
+    ``UnknownProvider`` when its provider is no longer offered.
     """
     if plan.status != PlanStatus.CANCELLED:
-        raise ProviderError("Only a cancelled plan can be started again.")
+        raise CannotStartAgain(_("Only a cancelled plan can be started again."))
     get_provider(plan.provider)  # no longer offered: UnknownProvider, even for a repeat
+    try:
+        validate_amount(plan.amount, validate_currency(plan.currency))
+    except AmountError as exc:
+        raise CannotStartAgain(
+            _("This plan cannot be started again as it was: %(reason)s Please give anew "
+              "from the support page.") % {"reason": exc}
+        ) from None
     return start_contribution_once(
         f"restart|{plan.pk}|{plan.amount}|{plan.currency}|{plan.frequency}|{plan.provider}",
         frequency=plan.frequency,
