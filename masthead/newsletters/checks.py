@@ -52,8 +52,9 @@ def check_dkim(app_configs=None, **kwargs) -> list[Error]:
         Error(
             problem,
             hint="MASTHEAD_DKIM_PRIVATE_KEY takes a PEM private key (RSA of 2048 bits, or "
-            "Ed25519), e.g. from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`; "
-            "see docs/newsletters.md, DKIM.",
+            "Ed25519), e.g. from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`, "
+            "or an RSA and an Ed25519 key one after the other to sign with both, with "
+            "MASTHEAD_DKIM_SELECTOR naming one selector per key; see docs/newsletters.md, DKIM.",
             id="newsletters.E004",
         )
         for problem in check_settings()

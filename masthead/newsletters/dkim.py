@@ -2,9 +2,11 @@
 
 Configured from the environment (``docs/newsletters.md``): ``MASTHEAD_DKIM_PRIVATE_KEY`` (a
 PEM key; ``\\n`` escapes allowed) or ``MASTHEAD_DKIM_PRIVATE_KEY_FILE``, an RSA (``rsa-sha256``,
-RFC 6376) or Ed25519 (``ed25519-sha256``, RFC 8463) private key; ``MASTHEAD_DKIM_SELECTOR``;
-``MASTHEAD_DKIM_DOMAIN`` (default: the newsletter sender's domain). Without a key nothing is
-signed. :func:`dns_record` gives the TXT record to publish at ``<selector>._domainkey.<domain>``.
+RFC 6376) or Ed25519 (``ed25519-sha256``, RFC 8463) private key — or both, one after the
+other, to sign twice (:class:`DualSigner`); ``MASTHEAD_DKIM_SELECTOR`` (one per key,
+comma-separated); ``MASTHEAD_DKIM_DOMAIN`` (default: the newsletter sender's domain). Without
+a key nothing is signed. :func:`dns_record` gives the TXT record to publish at
+``<selector>._domainkey.<domain>``.
 
 Signatures are ``c=relaxed/simple`` over From, To, Subject, Date, Message-ID, Reply-To, the
 List-* headers (List-Unsubscribe and List-Unsubscribe-Post must be signed, RFC 8058),
@@ -310,18 +312,54 @@ def dns_record(key) -> str:
     return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
 
 
+class DualSigner:
+    """Signs with two keys or more, one DKIM-Signature each (RFC 8463 section 1: an
+    Ed25519 signature beside an RSA one, for receivers that check only RSA — most do today)."""
+
+    def __init__(self, signers: list[Signer]):
+        self.signers = signers
+
+    def for_head(self, head: bytes) -> DualSigner:
+        return DualSigner([signer.for_head(head) for signer in self.signers])
+
+    def sign(self, message: bytes, *, stuffed: bool = True) -> bytes:
+        return b"".join(s.signature(message, stuffed=stuffed) for s in self.signers) + message
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
+_SELECTOR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*")
+
+
+def configured_keys() -> list[tuple[bytes, str]]:
+    """(PEM, selector) of each configured key; [] when DKIM is off. The key setting may hold
+    several PEM keys (e.g. RSA and Ed25519, to sign twice) and ``MASTHEAD_DKIM_SELECTOR`` then
+    names their selectors, comma-separated, in the same order."""
+    pem = configured_key_pem()
+    if not pem:
+        return []
+    pems = [match.group(0) for match in _PEM_BLOCK.finditer(pem)] or [pem]
+    selectors = [s.strip() for s in (settings.MASTHEAD_DKIM_SELECTOR or "").split(",")]
+    if len(selectors) != len(pems):
+        raise DKIMConfigError(
+            f"{len(pems)} DKIM private keys and {len(selectors)} selectors in "
+            "MASTHEAD_DKIM_SELECTOR: give one selector per key, comma-separated, in the "
+            "keys' order")
+    return list(zip(pems, selectors, strict=True))
+
+
 @lru_cache(maxsize=8)
 def _signer(pem: bytes, selector: str, domain: str) -> Signer:
     return Signer(load_private_key(pem), selector.encode("ascii"), domain.encode("idna"))
 
 
-def signer_for(sender_domain: str) -> Signer | None:
+def signer_for(sender_domain: str) -> Signer | DualSigner | None:
     """The configured signer for mail from ``sender_domain``, or None when DKIM is off."""
-    pem = configured_key_pem()
-    if not pem:
+    keys = configured_keys()
+    if not keys:
         return None
     domain = settings.MASTHEAD_DKIM_DOMAIN or sender_domain
-    return _signer(pem, settings.MASTHEAD_DKIM_SELECTOR, domain)
+    signers = [_signer(pem, selector, domain) for pem, selector in keys]
+    return signers[0] if len(signers) == 1 else DualSigner(signers)
 
 
 def check_settings() -> list[str]:
@@ -330,13 +368,19 @@ def check_settings() -> list[str]:
         pem = configured_key_pem()
         if not pem:
             return []
-        load_private_key(pem)
+        pems = [match.group(0) for match in _PEM_BLOCK.finditer(pem)] or [pem]
+        for one in pems:
+            load_private_key(one)
     except DKIMConfigError as exc:
         return [f"The DKIM private key is {exc}." if "cannot be read" not in str(exc)
                 else f"{exc}."]
-    problems = []
-    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*",
-                        settings.MASTHEAD_DKIM_SELECTOR or ""):
-        problems.append("MASTHEAD_DKIM_SELECTOR must be set to the selector of the DNS record "
-                        "(letters, digits, hyphens, dots), e.g. 'lantern2026'.")
-    return problems
+    selectors = [s.strip() for s in (settings.MASTHEAD_DKIM_SELECTOR or "").split(",")]
+    if not all(_SELECTOR.fullmatch(selector) for selector in selectors):
+        return ["MASTHEAD_DKIM_SELECTOR must be set to the selector of the DNS record "
+                "(letters, digits, hyphens, dots), e.g. 'lantern2026' — with two keys, two "
+                "selectors, comma-separated, e.g. 'rsa2026,ed2026'."]
+    try:
+        configured_keys()
+    except DKIMConfigError as exc:
+        return [f"{exc}."]
+    return []

@@ -47,7 +47,9 @@ def dns_for(key, name=b"lantern2026._domainkey.localhost."):
 def dkim_settings(settings):
     def configure(key, selector="lantern2026", domain=""):
         _signer.cache_clear()
-        settings.MASTHEAD_DKIM_PRIVATE_KEY = pem_of(key).replace("\n", "\\n")  # as in an env
+        keys = key if isinstance(key, list) else [key]
+        pems = "".join(pem_of(one) for one in keys)
+        settings.MASTHEAD_DKIM_PRIVATE_KEY = pems.replace("\n", "\\n")  # as in an env
         settings.MASTHEAD_DKIM_PRIVATE_KEY_FILE = ""
         settings.MASTHEAD_DKIM_SELECTOR = selector
         settings.MASTHEAD_DKIM_DOMAIN = domain
@@ -170,6 +172,41 @@ def test_the_sender_signs_what_the_generic_signer_signs(rsa_key, dkim_settings, 
         for signed in (sender.signer.sign(raw), generic.sign(raw)):
             delivered = signed.replace(b"\r\n..", b"\r\n.")
             assert dkim.verify(delivered, dnsfunc=dns_for(key)), delivered[:800]
+
+
+def test_rsa_and_ed25519_sign_twice(rsa_key, dkim_settings, smtp_server, russian_newsletter,
+                                    edition_factory, tmp_path, settings):
+    """Two keys (RSA and Ed25519, RFC 8463's advice while receivers check only RSA) give two
+    DKIM-Signature fields, each verifying against its own selector's record; a key file
+    works as the variable does."""
+    ed = ed25519.Ed25519PrivateKey.generate()
+    dkim_settings([rsa_key, ed], selector="rsa2026, ed2026")
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_text(pem_of(rsa_key) + pem_of(ed))
+    settings.MASTHEAD_DKIM_PRIVATE_KEY, settings.MASTHEAD_DKIM_PRIVATE_KEY_FILE = "", str(key_file)
+    call_command("check")
+    server = smtp_server()
+    add_subscribers(russian_newsletter, 2, names=True)
+    delivery = delivery_start(edition_factory(russian_newsletter), enqueue=False)
+    assert delivery_run(delivery.pk).sent == 2
+    records = {b"rsa2026._domainkey.localhost.": dns_record(rsa_key).encode(),
+               b"ed2026._domainkey.localhost.": dns_record(ed).encode()}
+
+    def lookup(qname, timeout=5):
+        return records.get(qname)
+
+    for _, data in server.messages:
+        assert data.count(b"DKIM-Signature:") == 2
+        assert b"a=rsa-sha256" in data and b"a=ed25519-sha256" in data
+        checker = dkim.DKIM(data)
+        assert checker.verify(idx=0, dnsfunc=lookup) and checker.verify(idx=1, dnsfunc=lookup)
+        changed = dkim.DKIM(data.replace(b"One-Click", b"One-Clack", 1))
+        assert not changed.verify(idx=0, dnsfunc=lookup)
+        assert not changed.verify(idx=1, dnsfunc=lookup)
+    # One selector for two keys is refused by the check, with what to do.
+    settings.MASTHEAD_DKIM_SELECTOR = "rsa2026"
+    with pytest.raises(SystemCheckError, match="one selector per key"):
+        call_command("check")
 
 
 def test_no_key_no_signature(smtp_server, newsletter, edition_factory, settings):
