@@ -5,11 +5,11 @@
     .venv/bin/python bench/newsletter.py -n 20000 --dkim rsa        # DKIM-signed (or ed25519)
     .venv/bin/python bench/newsletter.py -n 20000 --language ru     # the Russian edition
     .venv/bin/python bench/newsletter.py -n 20000 --esp             # SendGrid stand-in, batches
-    .venv/bin/python bench/newsletter.py -n 20000 --esp mailgun     # or brevo: its stand-in
+    .venv/bin/python bench/newsletter.py -n 20000 --esp mailgun     # or brevo, postmark
     .venv/bin/python bench/newsletter.py -n 2000 --esp --esp-batch 0    # one call a recipient
     .venv/bin/python bench/newsletter.py --issue12 --record     # the issue 12 set, recorded
 
-``--esp [sendgrid|mailgun|brevo]`` (SendGrid if not named) sends through django-anymail's
+``--esp [sendgrid|mailgun|brevo|postmark]`` (SendGrid if not named) sends through django-anymail's
 real backend for that ESP to the local stand-in of its API in ``tests/newsletters/esp.py``
 (in this process, counting only) instead of SMTP. Every row prints the edition's message
 size as sent (8bit where the server offers 8BITMIME, as the sinks here do) and in its
@@ -241,13 +241,13 @@ def run_once(n: int, args) -> dict:
     if args.esp:
         from tests.newsletters import esp
 
-        kind, key = ESPS[args.esp]
+        kind, setting, key = ESPS[args.esp]
         standin = getattr(esp, kind)(record=False)
         name = args.esp.upper()
         env["EMAIL_BACKEND"] = f"anymail.backends.{args.esp}.EmailBackend"
-        env[f"ANYMAIL_{name}_API_KEY"] = key
-        if hasattr(standin, "api_key"):
-            standin.api_key = key
+        env[f"ANYMAIL_{name}_{setting.upper()}"] = key
+        if hasattr(standin, setting):
+            setattr(standin, setting, key)
         env[f"ANYMAIL_{name}_API_URL"] = standin.start()
         env["MASTHEAD_NEWSLETTER_ESP_BATCH"] = str(args.esp_batch)
         env["PYTHONWARNINGS"] = "ignore::UserWarning"
@@ -330,12 +330,14 @@ def describe(args) -> str:
     return f"{how}, {'Russian' if args.language == 'ru' else 'English'} edition"
 
 
-ESPS = {  # --esp: the stand-in in tests/newsletters/esp.py and an API key for it
-    "sendgrid": ("SendGridStandIn", "SG.bench"),
-    "mailgun": ("MailgunStandIn", "key-bench"),
-    "brevo": ("BrevoStandIn", "xkeysib-bench"),
+ESPS = {  # --esp: the stand-in in tests/newsletters/esp.py, its key's setting and a key
+    "sendgrid": ("SendGridStandIn", "api_key", "SG.bench"),
+    "mailgun": ("MailgunStandIn", "api_key", "key-bench"),
+    "brevo": ("BrevoStandIn", "api_key", "xkeysib-bench"),
+    "postmark": ("PostmarkStandIn", "server_token", "postmark-bench"),
 }
-ESP_NAMES = {"sendgrid": "SendGrid", "mailgun": "Mailgun", "brevo": "Brevo"}
+ESP_NAMES = {"sendgrid": "SendGrid", "mailgun": "Mailgun", "brevo": "Brevo",
+             "postmark": "Postmark"}
 
 NOTE = os.environ.get("BENCH_NOTE", "")  # a paragraph to record above the table
 

@@ -252,7 +252,7 @@ class PostmarkStandIn(StandIn):
     """Postmark's templates and send APIs."""
 
     base_path = "/"
-    token: str = "postmark-test-token"
+    server_token: str = "postmark-test-token"  # noqa: S105
     inactive: set[str] = field(default_factory=set)  # answered per message with 406
     templates: dict = field(default_factory=dict)  # alias -> the stored template
     created: list[str] = field(default_factory=list)
@@ -260,7 +260,7 @@ class PostmarkStandIn(StandIn):
     message_ids: dict = field(default_factory=dict)  # address -> the id answered
 
     def handle_request(self, method, path, headers, body):
-        if headers.get("X-Postmark-Server-Token") != self.token:
+        if headers.get("X-Postmark-Server-Token") != self.server_token:
             return 401, b'{"ErrorCode": 10, "Message": "Bad or missing Server API token."}'
         # Not found: 422 with an error code (the code here is the stand-in's own).
         missing = b'{"ErrorCode": 1101, "Message": "The template was not found."}'
@@ -317,6 +317,7 @@ class PostmarkStandIn(StandIn):
             if to in self.invalid or "@" not in to:
                 answers.append({"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."})
                 continue
+            stored = None
             if "TemplateAlias" in message or "TemplateId" in message:
                 key = message.get("TemplateAlias") or message.get("TemplateId")
                 with self.lock:
@@ -324,21 +325,23 @@ class PostmarkStandIn(StandIn):
                 if stored is None:
                     answers.append(json.loads(missing))
                     continue
-                model = message.get("TemplateModel", {})
-
-                def fill(value: str, escape: bool, model=model) -> str:
-                    return MUSTACHE.sub(lambda m: str(model.get(m[2], "")) if m[1] or not escape
-                                        else html_escape(str(model.get(m[2], ""))), value)
-
-                subject = fill(stored["Subject"], False)
-                text, html = fill(stored["TextBody"], False), fill(stored["HtmlBody"], True)
-            else:
-                subject = message.get("Subject", "")
-                text, html = message.get("TextBody", ""), message.get("HtmlBody", "")
             message_id = str(uuid.uuid4())
             answers.append({"To": to, "SubmittedAt": "2026-12-01T09:00:00Z",
                             "MessageID": message_id, "ErrorCode": 0, "Message": "OK"})
             if self.record:
+                if stored is not None:
+                    model = message.get("TemplateModel", {})
+
+                    def fill(value: str, escape: bool, model=model) -> str:
+                        return MUSTACHE.sub(
+                            lambda m: str(model.get(m[2], "")) if m[1] or not escape
+                            else html_escape(str(model.get(m[2], ""))), value)
+
+                    subject = fill(stored["Subject"], False)
+                    text, html = fill(stored["TextBody"], False), fill(stored["HtmlBody"], True)
+                else:
+                    subject = message.get("Subject", "")
+                    text, html = message.get("TextBody", ""), message.get("HtmlBody", "")
                 made.append(Delivered(
                     to=to, subject=subject, text=text, html=html,
                     headers={h["Name"]: h["Value"] for h in message.get("Headers", [])},
