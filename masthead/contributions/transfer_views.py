@@ -47,7 +47,9 @@ def transfer_pledge(request: HttpRequest, token: str) -> HttpResponse:
     contribution = contribution_from_token(token, max_age=30 * 24 * 3600)
     if contribution is None or contribution.provider != "banktransfer":
         raise Http404("No such pledge.")
-    form = SandboxPayForm(request.POST or None)
+    # Bound on every POST, an empty one too: "request.POST or None" left a post without
+    # form fields (an empty body, JSON) unbound, and its 400 showed the form with no reason.
+    form = SandboxPayForm(request.POST if request.method == "POST" else None)
     status = 200
     sent = request.GET.get("sent") == "1"
     if request.method == "POST":
