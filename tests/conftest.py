@@ -15,6 +15,30 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright + live_
 CHROMIUM = os.environ.get("MASTHEAD_CHROMIUM", "/usr/bin/chromium")
 
 
+# --- Parallel runs (pytest-xdist) -----------------------------------------------------------
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Give each xdist worker a data folder of its own (test database, outbox, media, cache).
+
+    masthead.settings makes a temporary MASTHEAD_DATA_DIR when testing and puts it in the
+    environment so that the processes a test starts share it; the workers xdist starts would
+    inherit the controller's folder the same way. When the folder is that one (not one the
+    caller chose), drop it from the environment: each worker then makes its own. PostgreSQL
+    test databases and the SQLite file get pytest-django's per-worker suffix (``_gw0``).
+    """
+    made = settings.DATA_DIR
+    if os.environ.get("MASTHEAD_DATA_DIR") == str(made) and made.name.startswith(
+        "masthead-test-"
+    ):
+        del os.environ["MASTHEAD_DATA_DIR"]
+        try:
+            made.rmdir()  # the controller runs no test: its folder is still empty
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def site(db):
     """The site skeleton: home pages in English and Russian, the Privacy Policy."""
@@ -201,9 +225,21 @@ def pytest_collection_modifyitems(config, items):
             "django_db_serialized_rollback" in names
         )
         if transactional and not serialized:
-            raise pytest.UsageError(
+            message = (
                 f"{item.nodeid}: a transactional test needs serialized rollback: use the "
                 "transactional_db fixture or @pytest.mark.django_db(transaction=True, "
                 "serialized_rollback=True); a plain flush re-creates content types that the "
                 "next serialized restore collides with"
             )
+            if hasattr(config, "workerinput"):
+                # An xdist worker: its UsageError would reach the controller as a bare
+                # internal error without this message. A failed collection report is shown
+                # with its text, and stops the run before any test starts.
+                from _pytest.reports import CollectReport
+
+                config.hook.pytest_collectreport(
+                    report=CollectReport(item.nodeid, "failed", message, [])
+                )
+                items.clear()
+                return
+            raise pytest.UsageError(message)
