@@ -166,6 +166,13 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "masthead.urls"
+# POSTs to these paths (regular expressions, whole path) skip the reader middleware and are
+# resolved against MASTHEAD_LEAN_URLCONF alone (masthead.core.lean): the webhooks.
+MASTHEAD_LEAN_URLCONF = "masthead.lean_urls"
+MASTHEAD_LEAN_PATHS = [
+    r"/support/webhooks/[-a-zA-Z0-9_]+/",
+    r"/anymail/[-a-zA-Z0-9_]+/[-a-zA-Z0-9_]+/",
+]
 WSGI_APPLICATION = "masthead.wsgi.application"
 
 TEMPLATES = [
@@ -192,7 +199,9 @@ SQLITE_PATH = DATA_DIR / "masthead.sqlite3"
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # Connections kept a minute: a connection per request would cost more than a
+        # webhook's whole work (tests keep Django's default of one per request).
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0 if TESTING else 60),
         conn_health_checks=True,
     )
 }
@@ -577,6 +586,12 @@ MASTHEAD_NEUTRAL_STATEMENT_DESCRIPTOR = env("MASTHEAD_NEUTRAL_STATEMENT_DESCRIPT
 MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 3600)
 # Webhooks older than this (seconds) are refused as replays.
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
+# Webhook events are stored by the request and applied by the worker: events per transaction,
+# seconds one worker run may take before it hands over to the next, and how long a wake-up
+# flag lasts (a lost wake-up is retried after this; the scheduler also sweeps every minute).
+MASTHEAD_WEBHOOK_APPLY_BATCH = env_int("MASTHEAD_WEBHOOK_APPLY_BATCH", 50)
+MASTHEAD_WEBHOOK_APPLY_SECONDS = env_int("MASTHEAD_WEBHOOK_APPLY_SECONDS", 30)
+MASTHEAD_WEBHOOK_WAKE_SECONDS = env_int("MASTHEAD_WEBHOOK_WAKE_SECONDS", 60)
 # Pending payments older than this (seconds) are checked with their provider.
 MASTHEAD_RECONCILE_AFTER = env_int("MASTHEAD_RECONCILE_AFTER", 30 * 60)
 # A plan whose renewal is this late (seconds past its due date) is re-checked with its provider.

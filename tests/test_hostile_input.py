@@ -1084,12 +1084,7 @@ EXPECTED = {
 
 # Failures found here whose fix is outside this test's reach (strict: each fails the run once
 # fixed, so its mark is removed with the fix).
-KNOWN = {
-    "change, ended plan": "views.manage answers a change of a cancelled plan with 503 'We "
-    "could not change this plan right now: Only an active plan can be changed' (giving."
-    "change_plan's ProviderError taken for an outage): it must check plan.is_live first and "
-    "answer 400, as it does for restart",
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -1164,12 +1159,6 @@ def test_a_pledge_posted_without_its_form_says_what_is_missing(world, body, cont
     assert "This field is required." in words_in(response)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contributions/transfer_pledge.html shows only the email's error: it needs "
-    "{% if form.errors.name %}<p class=\"error\" role=\"alert\">{{ form.errors.name.0 }}"
-    "</p>{% endif %} under the name field (the template is not this test's owner's)",
-)
 def test_a_pledge_with_an_overlong_name_says_why(world):
     """A name longer than the form takes (the field's maxlength, bypassed) is refused with a
     reason, not a 400 whose page shows no error."""

@@ -6,8 +6,10 @@ call these functions (the public API, kept small):
 
 - :func:`receive_webhook` ``(provider_key, body, headers)`` — what the webhook view calls,
   for every provider, the sandbox included: verify (the provider's own check), refuse an
-  exact replay of a delivery (409), store the event once (unique per provider and event id),
-  apply it. Raises ``UnknownProvider`` / ``WebhookError``.
+  exact replay of a delivery (409), store the event once (unique per provider and event id)
+  and wake the worker. Raises ``UnknownProvider`` / ``WebhookError``.
+- :func:`apply_received_events` — the worker's side (``tasks.apply_events``): apply the
+  stored events in the order they arrived, in batches, one applier at a time.
 - :func:`record_findings` ``(provider, event_id, events, *, cause, actor=None, note="")`` —
   apply what we learned other than by webhook: the reader's return, reconciliation, a donor's
   or staff member's action. ``event_id`` names the finding (stored like a webhook, once, so
@@ -43,6 +45,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,11 +55,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from masthead.core.crypto import email_index
-from masthead.core.replay import first_delivery, forget_deliveries
+from masthead.core.replay import first_delivery, forget_deliveries, insert_once
+from masthead.core.state import state_store
 
 from .models import (
     DISPUTE_RANK,
@@ -124,25 +128,170 @@ def _history(*, contribution=None, plan=None, before: str, after: str, note: str
 # --- webhooks -------------------------------------------------------------------------------
 
 
-def receive_webhook(provider_key: str, body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
-    """Verify, store once, process. Raises WebhookError (with an HTTP status) when refused.
+def receive_webhook(
+    provider_key: str, body: bytes, headers: Mapping[str, str], *, apply_now: bool = False
+) -> ProviderEvent:
+    """Verify, store once, wake the applier. Raises WebhookError (with an HTTP status) when
+    refused.
 
     A provider that cannot verify its webhooks (its secret is not configured) takes none:
     UnknownProvider, as for a provider that is not enabled. Verification works on the raw
-    body; an exact replay of a delivery already received is refused (409).
+    body; an exact replay of a delivery already received is refused (409). The transmission
+    and the event are written in one transaction (one commit); an event already stored
+    (a provider's retry) is answered from the unique index, and one whose application failed
+    is put back in the queue. The event is applied by :func:`apply_received_events` in the
+    worker (with the immediate task backend, at once, before this returns); ``apply_now``
+    applies this one event here and now (the sandbox's checkout page: the reader's choice
+    and their return in one).
     """
     provider = get_provider(provider_key)
     if provider.missing_webhook_settings():
         raise UnknownProvider(provider_key)
     incoming = provider.verify_webhook(body, headers)
-    if incoming.delivery_id and not first_delivery(
-        f"payment:{provider.key}", incoming.delivery_id
-    ):
-        raise WebhookError("This delivery was received before: refused as a replay.", 409)
-    event = store_event(provider.key, incoming.event_id, incoming.event_type, incoming.payload)
-    if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+    with transaction.atomic():
+        if incoming.delivery_id and not first_delivery(
+            f"payment:{provider.key}", incoming.delivery_id
+        ):
+            raise WebhookError("This delivery was received before: refused as a replay.", 409)
+        event = _insert_event(
+            provider.key, incoming.event_id, incoming.event_type, incoming.payload
+        ) or ProviderEvent.objects.get(provider=provider.key, event_id=incoming.event_id)
+        if event.status == EventStatus.FAILED:  # the provider's retry: try it again
+            ProviderEvent.objects.filter(pk=event.pk, status=EventStatus.FAILED).update(
+                status=EventStatus.RECEIVED
+            )
+            event.status = EventStatus.RECEIVED
+    if event.status != EventStatus.RECEIVED:
         return event
-    return process_event(event.pk)
+    if apply_now or wake_applier():  # the latter: applied already (immediate task backend)
+        stored = ProviderEvent.objects.get(provider=event.provider, event_id=event.event_id)
+        return process_event(stored.pk) if apply_now else stored
+    return event
+
+
+# --- applying stored events: the worker's side ----------------------------------------------
+
+WAKE_KEY = "contributions:ledger:wake"
+LOCK_KEY = "contributions:ledger:applier"
+
+
+def wake_applier() -> bool:
+    """Make sure a worker task will apply the events stored so far.
+
+    One task per wake-up, not one per event: the first delivery after a run has started sets
+    the flag and enqueues the next run; the ones after it find the flag set. (A run deletes the
+    flag before it looks for events, so nothing stored after that is missed; a lost task is
+    covered by the flag's expiry and by :func:`schedule_apply`'s sweep.) Returns True when the
+    task already ran (the immediate backend, as in tests and ``MASTHEAD_TASKS=immediate``).
+    """
+    store = state_store()
+    if store.get(WAKE_KEY) or not store.add(
+        WAKE_KEY, 1, timeout=settings.MASTHEAD_WEBHOOK_WAKE_SECONDS
+    ):  # a read first: while a run is due, deliveries write nothing more
+        return False
+    from .tasks import apply_events
+
+    return apply_events.enqueue().is_finished
+
+
+def apply_received_events(*, batch: int | None = None, max_seconds: float | None = None) -> int:
+    """Apply stored events in the order they arrived, in batches; returns how many applied.
+
+    One applier at a time (a lock in the state store), so a contribution's events are applied
+    in the order they were received, each event in its own savepoint of its batch's
+    transaction (a failure is recorded on that event alone). The run goes on until nothing is
+    left or ``max_seconds`` pass; then, if events remain, it wakes the next run, so a backlog
+    never holds the worker for long.
+    """
+    batch = batch or settings.MASTHEAD_WEBHOOK_APPLY_BATCH
+    max_seconds = max_seconds or settings.MASTHEAD_WEBHOOK_APPLY_SECONDS
+    store = state_store()
+    store.delete(WAKE_KEY)  # what is stored from now on wakes another run
+    deadline = time.monotonic() + max_seconds
+    applied = 0
+    while True:
+        if not store.add(LOCK_KEY, 1, timeout=int(max_seconds) + 120):
+            return applied  # another run is at work; it goes on until nothing is left
+        try:
+            while done := _apply_batch(batch):  # at least one batch a run
+                applied += done
+                if time.monotonic() >= deadline:
+                    break
+        finally:
+            store.delete(LOCK_KEY)
+        pending = ProviderEvent.objects.filter(status=EventStatus.RECEIVED).exists()
+        if not pending:
+            return applied
+        if time.monotonic() >= deadline:
+            store.delete(WAKE_KEY)
+            wake_applier()
+            return applied
+        # A delivery stored while we held the lock found it taken: take it again.
+
+
+def stale_received_events(older_than: float = 30.0) -> bool:
+    """Whether events wait that a run should have applied by now."""
+    horizon = timezone.now() - dt.timedelta(seconds=older_than)
+    return ProviderEvent.objects.filter(
+        status=EventStatus.RECEIVED, received_at__lt=horizon
+    ).exists()
+
+
+def _apply_batch(size: int) -> int:
+    """Apply up to ``size`` received events, oldest first, in one transaction."""
+    pks = list(
+        ProviderEvent.objects.filter(status=EventStatus.RECEIVED)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:size]
+    )
+    if not pks:
+        return 0
+    applied: set[str] = set()
+    with _after_commit_in_one_transaction(), transaction.atomic():
+        for pk in pks:
+            event = process_event(pk, retry_waiting=False)
+            if event.status == EventStatus.PROCESSED:
+                applied.add(event.provider)
+    since = timezone.now() - dt.timedelta(hours=1)
+    for provider in sorted(applied):
+        retry_waiting_events(provider, since=since)
+    return len(pks)
+
+
+_batched: contextvars.ContextVar[list | None] = contextvars.ContextVar("ledger_batch", default=None)
+
+
+@contextmanager
+def _after_commit_in_one_transaction() -> Iterator[None]:
+    """Run the side effects a batch queued for after its commit (tasks to enqueue, signals)
+    together in one transaction of their own, each in a savepoint: one commit for a batch's
+    receipts rather than one per receipt. A side effect that fails is logged, and the others
+    still run (as ``on_commit(robust=True)`` would). Inside a caller's transaction the batch
+    commits only with it, so its side effects stay ordinary ``on_commit`` callbacks."""
+    if transaction.get_connection().in_atomic_block:
+        yield
+        return
+    pending: list = []
+    token = _batched.set(pending)
+    try:
+        yield
+    finally:
+        _batched.reset(token)
+    if not pending:
+        return
+    with transaction.atomic():
+        for func in pending:
+            try:
+                with transaction.atomic():
+                    func()
+            except Exception:
+                log.exception("a side effect of applying provider events failed")
+
+
+def _on_commit(func) -> None:
+    """``transaction.on_commit``, deferred to the end of a batch while one is applied."""
+    pending = _batched.get()
+    transaction.on_commit(func if pending is None else (lambda: pending.append(func)))
 
 
 def prune_webhook_deliveries(now: dt.datetime | None = None) -> int:
@@ -151,16 +300,20 @@ def prune_webhook_deliveries(now: dt.datetime | None = None) -> int:
 
 
 def store_event(provider: str, event_id: str, event_type: str, payload: dict) -> ProviderEvent:
-    existing = ProviderEvent.objects.filter(provider=provider, event_id=event_id).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return ProviderEvent.objects.create(
-                provider=provider, event_id=event_id, event_type=event_type, payload=payload
-            )
-    except IntegrityError:  # the same event delivered twice at the same moment
-        return ProviderEvent.objects.get(provider=provider, event_id=event_id)
+    """The event, stored once per provider and event id (a duplicate returns the stored one)."""
+    event = _insert_event(provider, event_id, event_type, payload)
+    if event is None or event.pk is None:
+        event = ProviderEvent.objects.get(provider=provider, event_id=event_id)
+    return event
+
+
+def _insert_event(provider: str, event_id: str, event_type: str, payload: dict
+                  ) -> ProviderEvent | None:  # fmt: skip
+    """Insert the event unless it is stored already: the new event (status "received",
+    without its pk: the webhook's hot path needs none), or None for a duplicate."""
+    event = ProviderEvent(provider=provider, event_id=event_id, event_type=event_type,
+                          payload=payload)  # fmt: skip
+    return event if insert_once(event, ("provider", "event_id")) else None
 
 
 def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent:
@@ -323,14 +476,19 @@ def _find_contribution(
         if found is not None:
             return found
     if event.payment_ref:
-        found = _locked(qs.filter(payment_ref=event.payment_ref))
-        if found is not None:
-            return found
-        # A refund or dispute names the charge; a renewal is keyed by its invoice and
-        # records the charge it was paid by (see PaymentEvent.charge_ref).
-        found = _locked(qs.filter(charge_ref=event.payment_ref))
-        if found is not None:
-            return found
+        # The payment itself; or, as a refund or dispute names the charge, a renewal keyed
+        # by its invoice that records the charge it was paid by (PaymentEvent.charge_ref).
+        # One query; the payment's own match wins.
+        matches = list(
+            qs.filter(Q(payment_ref=event.payment_ref) | Q(charge_ref=event.payment_ref))
+            .select_for_update()
+            .order_by("pk")[:10]
+        )
+        for found in matches:
+            if found.payment_ref == event.payment_ref:
+                return found
+        if matches:
+            return matches[0]
     if event.checkout_ref:
         found = _locked(qs.filter(checkout_ref=event.checkout_ref))
         if found is not None:
@@ -349,26 +507,21 @@ def _renewal(provider: str, event: PaymentEvent, plan: RecurringPlan) -> Contrib
     if not event.payment_ref:
         return None
     amount = event.amount or plan.amount
-    try:
-        with transaction.atomic():
-            renewal, _created = Contribution.objects.get_or_create(
-                provider=provider,
-                payment_ref=event.payment_ref,
-                defaults={
-                    "plan": plan,
-                    "donor": plan.donor,
-                    "frequency": plan.frequency,
-                    "amount": amount,
-                    "currency": (event.currency or plan.currency).upper(),
-                    "is_renewal": True,
-                    "created_at": event.occurred_at,
-                },
-            )
-    except IntegrityError:
-        renewal = Contribution.objects.get(provider=provider, payment_ref=event.payment_ref)
-        _created = False
-    found = _locked(Contribution.objects.filter(pk=renewal.pk))
-    if _created:
+    renewal = Contribution(
+        provider=provider,
+        payment_ref=event.payment_ref,
+        plan=plan,
+        donor_id=plan.donor_id,
+        frequency=plan.frequency,
+        amount=amount,
+        currency=(event.currency or plan.currency).upper(),
+        is_renewal=True,
+        created_at=event.occurred_at,
+    )
+    # Once per payment, whoever gets here first (the unique index decides, no savepoint).
+    created = insert_once(renewal, ("provider", "payment_ref"))
+    found = _locked(Contribution.objects.filter(provider=provider, payment_ref=event.payment_ref))
+    if created:
         found.status = ""  # its history starts with the first status it is given
     return found
 
@@ -407,12 +560,17 @@ def _latest(current: dt.datetime | None, new: dt.datetime) -> dt.datetime:
 def _link_donor(donor: Donor | None, contribution: Contribution | None, plan: RecurringPlan | None):
     if donor is None:
         return
-    if plan is not None:
-        if plan.donor_id is None:
-            plan.donor = donor
-        plan.payments.filter(donor__isnull=True).update(donor=donor)
-        for paid in plan.payments.filter(paid_at__isnull=False, receipt_sent_at__isnull=True):
-            _queue_receipt(paid)
+    if plan is not None and plan.donor_id is None:
+        # The plan's donor is known now: its payments so far are theirs, and those already
+        # paid get their receipts. (Payments made after this carry the plan's donor.)
+        plan.donor = donor
+        orphans = list(plan.payments.filter(donor__isnull=True).values_list("pk", flat=True))
+        if orphans:
+            Contribution.objects.filter(pk__in=orphans).update(donor=donor)
+            for paid in Contribution.objects.filter(
+                pk__in=orphans, paid_at__isnull=False, receipt_sent_at__isnull=True
+            ):
+                _queue_receipt(paid)
     if contribution is not None and contribution.donor_id is None:
         contribution.donor = donor
 
@@ -460,8 +618,10 @@ def contribution_record_payment(provider: str, event: PaymentEvent) -> bool:
     contribution.paid_at = _earliest(contribution.paid_at, event.occurred_at)
     donor = _donor(event.email, event.name)
     if donor is None and plan is not None and plan.donor_id:
-        donor = plan.donor
-    _link_donor(donor, contribution, plan)
+        if contribution.donor_id is None:
+            contribution.donor_id = plan.donor_id  # the plan's donor, without loading it
+    else:
+        _link_donor(donor, contribution, plan)
     _save_contribution(contribution)
     if plan is not None:
         if event.subscription_ref and not plan.provider_ref:
@@ -568,7 +728,7 @@ def _on_plan_terms_changed(provider: str, event: PaymentEvent) -> bool:
         from .tasks import send_plan_changed
 
         pk, amount, frequency = plan.pk, plan.amount, plan.frequency
-        transaction.on_commit(lambda: send_plan_changed.enqueue(pk, amount, frequency))
+        _on_commit(lambda: send_plan_changed.enqueue(pk, amount, frequency))
     return True
 
 
@@ -604,7 +764,7 @@ def _save_contribution(contribution: Contribution) -> None:
             fresh = Contribution.objects.get(pk=pk)
             contribution_succeeded.send(sender=Contribution, contribution=fresh, source=source)
 
-        transaction.on_commit(send_signal)
+        _on_commit(send_signal)
         _queue_receipt(contribution)
 
 
@@ -614,7 +774,7 @@ def _queue_receipt(contribution: Contribution) -> None:
     from .tasks import send_receipt
 
     pk = contribution.pk
-    transaction.on_commit(lambda: send_receipt.enqueue(pk))
+    _on_commit(lambda: send_receipt.enqueue(pk))
 
 
 def _save_plan(plan: RecurringPlan) -> None:
@@ -664,11 +824,11 @@ def _save_plan(plan: RecurringPlan) -> None:
     pk = plan.pk
     if dunning:
         # The task sends it only if this failure is still the latest news when it runs.
-        transaction.on_commit(lambda: tasks.send_dunning.enqueue(pk))
+        _on_commit(lambda: tasks.send_dunning.enqueue(pk))
     if give_up:
-        transaction.on_commit(lambda: tasks.cancel_plan_at_provider.enqueue(pk, "dunning"))
+        _on_commit(lambda: tasks.cancel_plan_at_provider.enqueue(pk, "dunning"))
     if ended_unpaid:
-        transaction.on_commit(lambda: tasks.send_cancellation.enqueue(pk, True))
+        _on_commit(lambda: tasks.send_cancellation.enqueue(pk, True))
 
 
 
@@ -724,7 +884,7 @@ def record_plan_cancelled(
         )
         if claimed:
             pk = plan.pk
-            transaction.on_commit(lambda: tasks.send_cancellation.enqueue(pk, False, True))
+            _on_commit(lambda: tasks.send_cancellation.enqueue(pk, False, True))
     plan.refresh_from_db()
     return plan
 

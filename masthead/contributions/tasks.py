@@ -123,3 +123,22 @@ def reconcile_task() -> dict[str, int]:
 def schedule_reconcile() -> None:
     """Every ten minutes: check stuck pending payments with their providers."""
     reconcile_task.enqueue()
+
+
+@task(priority=50)
+def apply_events() -> int:
+    """Apply the webhook events the requests stored (``ledger.apply_received_events``).
+
+    Before other work in the queue (receipts, newsletters): payments are recorded first."""
+    from .ledger import apply_received_events
+
+    return apply_received_events()
+
+
+@every(60, name="contributions.apply_events")
+def schedule_apply() -> None:
+    """Every minute: apply stored events a lost wake-up left behind (a worker that died)."""
+    from .ledger import stale_received_events
+
+    if stale_received_events():
+        apply_events.enqueue()

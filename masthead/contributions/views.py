@@ -281,14 +281,18 @@ def webhook(request: HttpRequest, provider_key: str) -> HttpResponse:
     return accept_webhook(provider_key, request.body, request.headers)
 
 
-def accept_webhook(provider_key: str, body: bytes, headers) -> JsonResponse:
-    """The webhook endpoint's answer to one delivery (``ledger.receive_webhook`` verifies,
-    stores once and applies). This site's checkout page calls it too, with the request the
-    provider signed, rather than POSTing to itself: the same code and verification run,
-    without a second HTTP request to the host the reader used (a mirror or onion address
-    the server may not reach, and a deadlock on a one-worker server)."""
+def accept_webhook(provider_key: str, body: bytes, headers, *, apply_now: bool = False
+                   ) -> JsonResponse:
+    """The webhook endpoint's answer to one delivery: ``ledger.receive_webhook`` verifies,
+    stores once and wakes the worker, which applies it. The answer is the event's status:
+    "received" (stored; applied in the worker), or what became of it if it was stored before
+    ("processed", "ignored", "waiting"). This site's checkout page calls it too (``apply_now``:
+    see :func:`_deliver`), with the
+    request the provider signed, rather than POSTing to itself: the same code and
+    verification run, without a second HTTP request to the host the reader used (a mirror or
+    onion address the server may not reach, and a deadlock on a one-worker server)."""
     try:
-        event = ledger.receive_webhook(provider_key, body, headers)
+        event = ledger.receive_webhook(provider_key, body, headers, apply_now=apply_now)
     except UnknownProvider:
         return JsonResponse({"error": "unknown provider"}, status=404)
     except WebhookError as exc:
@@ -299,7 +303,10 @@ def accept_webhook(provider_key: str, body: bytes, headers) -> JsonResponse:
 
 
 def _deliver(provider_key: str, signed) -> None:
-    response = accept_webhook(provider_key, signed.body, signed.headers)
+    """The sandbox's checkout page: its webhook, then at once what the reader's return from a
+    real provider does (``giving.confirm_return`` asks the provider): the reader's choice is
+    applied before the thank-you page, not when the worker gets to it."""
+    response = accept_webhook(provider_key, signed.body, signed.headers, apply_now=True)
     if response.status_code >= 400:
         log.error("a webhook this site signed was refused: %s", response.content[:200])
 
@@ -369,6 +376,8 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
                         _("That payment method is no longer offered; please choose another."),
                         400,
                     )
+                except giving.CannotStartAgain as exc:
+                    error, status = str(exc), 400  # the donor's reason (currency, amount)
                 except ProviderError as exc:
                     log.warning("start plan %s again: %s", plan.pk, exc)
                     error, status = (
@@ -392,6 +401,9 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             except ProviderError as exc:
                 log.warning("cancel plan %s: %s", plan.pk, exc)
                 error, status = _("We could not reach the payment provider; please try again."), 503
+        elif not plan.is_live:
+            # Only a live plan changes; an ended one can be started again instead.
+            error, status = _("That plan or action is not valid."), 400
         else:
             form = ChangePlanForm(request.POST, currency=plan.currency)
             if not form.is_valid():

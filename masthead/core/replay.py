@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import IntegrityError, models, transaction
+from django.db import connections, models, router
 from django.utils import timezone
 
 
@@ -32,14 +32,34 @@ class SignedDelivery(models.Model):
         return f"{self.source} delivery {self.delivery_id[:12]}"
 
 
+def insert_once(instance: models.Model, unique_fields: tuple[str, ...]) -> bool:
+    """Insert an unsaved row unless one with the same ``unique_fields`` exists: True if it was
+    inserted. One ``INSERT … ON CONFLICT (…) DO NOTHING`` (SQLite ≥ 3.24 and PostgreSQL),
+    so a duplicate costs no exception, no savepoint and no second query — the hot path of
+    every webhook. (Django's ``bulk_create(ignore_conflicts=True)`` writes the same statement
+    but cannot say whether the row was new, which is the whole point here.) The primary key
+    is not set on ``instance``."""
+    model = type(instance)
+    meta = model._meta
+    connection = connections[router.db_for_write(model)]
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    # The identifiers are the model's own, quoted; the values are parameters.
+    table = quote(meta.db_table)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO NOTHING"  # noqa: S608, E501
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.rowcount == 1
+
+
 def first_delivery(source: str, delivery_id: str) -> bool:
     """Record this transmission; False when it was received before (a replay)."""
-    try:
-        with transaction.atomic():
-            SignedDelivery.objects.create(source=source[:60], delivery_id=delivery_id[:128])
-    except IntegrityError:
-        return False
-    return True
+    delivery = SignedDelivery(source=source[:60], delivery_id=delivery_id[:128])
+    return insert_once(delivery, ("source", "delivery_id"))
 
 
 def forget_deliveries(source_prefix: str, older_than_seconds: int,

@@ -86,12 +86,6 @@ def test_the_manage_page_opens_no_checkout_for_terms_no_longer_accepted(
     _nothing_new(plan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="views.manage (the lead's file) answers CannotStartAgain as a ProviderError: 503 "
-    "'We could not reach the payment provider'. It must catch giving.CannotStartAgain first "
-    "and show str(exc) with a 400.",
-)
 @pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
 def test_the_manage_page_says_why_it_cannot_start_again(client, cancelled, settings, change):
     plan, path = cancelled
