@@ -27,8 +27,19 @@ edition — and how their merge fields are written, is in :data:`STYLES`:
   answers per message — its id, or an error (inactive, invalid) for that recipient alone.
   Up to 500 messages a call.
 
-Not here, so sent one API call per recipient as before: Amazon SES (its bulk API, too,
-personalises only stored templates; anymail's SES backend needs boto3) and the rest.
+* Amazon SES: its bulk API (SESv2 ``SendBulkEmail``, which anymail uses for a message with
+  ``template_id``) personalises only templates stored at SES, so the edition is stored as
+  one for the send (``CreateEmailTemplate``, named like Postmark's alias; looked up first,
+  and again when the create says AlreadyExists) and deleted when the delivery is done. Each
+  destination's ``ReplacementTemplateData`` fills ``{{{masthead_…}}}`` (Handlebars' triple
+  braces: not HTML-escaped again) and its ``ReplacementHeaders`` (anymail's
+  ``merge_headers``) carry its own List-Unsubscribe. SES answers per destination, in order:
+  a ``MessageId``, or a failure status for that destination alone. Up to 50 destinations a
+  call (SES's limit). Header values must be printable ASCII, so List-Id goes without a
+  non-ASCII name; SES replaces any Message-ID with its own (``<MessageId@…amazonses.com>``).
+  Needs boto3 (``django-anymail[amazon-ses]``).
+
+Not here, so sent one API call per recipient as before: the rest.
 ``MASTHEAD_NEWSLETTER_ESP_BATCH`` (default 500) is the batch size; 0 turns batching off.
 """
 
@@ -71,8 +82,10 @@ class BatchStyle:
     # header values as raw 8-bit (anymail refuses them), so List-Id goes without its name.
     template_language: bool = False
     ascii_headers: bool = False
-    # Postmark: the edition goes to the ESP as a stored template for the send.
+    # Postmark, Amazon SES: the edition goes to the ESP as a stored template for the send;
+    # ``esp`` says whose API stores it.
     stored_template: bool = False
+    esp: str = ""
 
     def written(self, key: str) -> str:
         return self.field.format(key)
@@ -88,7 +101,11 @@ STYLES = {
                         ascii_headers=True),
     "Postmark": BatchStyle("masthead_unsubscribe", "masthead_greeting",
                            "masthead_greeting_html", 500, field="{{{{{{ {} }}}}}}",
-                           template_language=True, stored_template=True),
+                           template_language=True, stored_template=True, esp="postmark"),
+    "Amazon SES": BatchStyle("masthead_unsubscribe", "masthead_greeting",
+                             "masthead_greeting_html", 50, field="{{{{{{{}}}}}}}",
+                             template_language=True, ascii_headers=True, stored_template=True,
+                             esp="amazon_ses"),
 }
 
 
@@ -159,12 +176,14 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
             "List-Unsubscribe": f"<{url}>, <{mailto}>",
             "Message-ID": template.message_id(recipient),
         }
+    list_id = (template.list_id if not style.ascii_headers or template.list_id.isascii()
+               else f"<{newsletter.list_id}>")
     if style.stored_template:  # subject and bodies are in the template at the ESP
         message = AnymailMessage(
             from_email=template.sender,
             to=[recipient.email for recipient in recipients],
             reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
-            headers={"List-Id": template.list_id,
+            headers={"List-Id": list_id,
                      "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
             connection=connection,
         )
@@ -179,8 +198,7 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
         to=[recipient.email for recipient in recipients],
         reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
         headers={
-            "List-Id": (template.list_id if not style.ascii_headers
-                        or template.list_id.isascii() else f"<{newsletter.list_id}>"),
+            "List-Id": list_id,
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
         connection=connection,
@@ -193,7 +211,7 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
     return message
 
 
-# --- Stored templates (Postmark) --------------------------------------------------------------
+# --- Stored templates (Postmark, Amazon SES) ------------------------------------------------------
 
 
 def stored_template_alias(template: MessageTemplate, style: BatchStyle) -> str:
@@ -236,6 +254,10 @@ def store_template(template: MessageTemplate, style: BatchStyle) -> str:
     with _store_lock:
         if template.__dict__.get("_stored_at_esp") == alias:
             return alias
+        if style.esp == "amazon_ses":
+            _ses_store(template, style, alias)
+            template.__dict__["_stored_at_esp"] = alias
+            return alias
         session, url = _postmark()
         text, html_body = _bodies_for(template, style)
         try:
@@ -264,6 +286,8 @@ def remove_template(template: MessageTemplate, style: BatchStyle) -> bool:
     """Delete the edition's template once the delivery is done (a missing one is fine: an
     earlier attempt removed it). A failure is logged, not raised: the mail has gone out."""
     alias = stored_template_alias(template, style)
+    if style.esp == "amazon_ses":
+        return _ses_remove(alias)
     session, url = _postmark()
     try:
         answer = session.delete(f"{url}templates/{alias}", timeout=30)
@@ -277,4 +301,80 @@ def remove_template(template: MessageTemplate, style: BatchStyle) -> bool:
         log.warning("Postmark template %s not deleted: %s", alias, exc)
     finally:
         session.close()
+    return False
+
+
+# Amazon SES (SESv2 through boto3, with anymail's AMAZON_SES_SESSION_PARAMS and
+# AMAZON_SES_CLIENT_PARAMS, as its backend uses them)
+
+
+def _ses_client():
+    import boto3
+    from botocore.client import Config
+
+    session_params = get_anymail_setting("session_params", esp_name="Amazon SES", default={})
+    client_params = dict(get_anymail_setting("client_params", esp_name="Amazon SES",
+                                             default={}))
+    if isinstance(client_params.get("config"), dict):
+        client_params["config"] = Config(**client_params["config"])
+    return boto3.session.Session(**session_params).client("sesv2", **client_params)
+
+
+def _ses_error_code(exc: Exception) -> str:
+    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
+
+
+def _ses_exists(client, name: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.get_email_template(TemplateName=name)
+    except ClientError as exc:
+        if _ses_error_code(exc) == "NotFoundException":
+            return False
+        raise
+    return True
+
+
+def _ses_store(template: MessageTemplate, style: BatchStyle, name: str) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    text, html_body = _bodies_for(template, style)
+    try:
+        client = _ses_client()
+    except (BotoCoreError, ValueError) as exc:  # no region, a bad endpoint URL …
+        raise StoredTemplateError(f"Amazon SES template {name}: {exc}") from exc
+    try:
+        if _ses_exists(client, name):
+            return
+        try:
+            client.create_email_template(TemplateName=name, TemplateContent={
+                "Subject": _inert_braces(template.subject), "Text": text, "Html": html_body})
+        except ClientError as exc:
+            # AlreadyExists: another worker (or an earlier try) stored it meanwhile.
+            if _ses_error_code(exc) != "AlreadyExistsException" or not _ses_exists(client, name):
+                raise
+    except (BotoCoreError, ClientError) as exc:
+        raise StoredTemplateError(f"Amazon SES did not store template {name}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _ses_remove(name: str) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = None
+    try:
+        client = _ses_client()
+        client.delete_email_template(TemplateName=name)
+        return True
+    except ClientError as exc:
+        if _ses_error_code(exc) == "NotFoundException":
+            return True  # an earlier attempt removed it
+        log.warning("Amazon SES template %s not deleted: %s", name, exc)
+    except (BotoCoreError, ValueError) as exc:
+        log.warning("Amazon SES template %s not deleted: %s", name, exc)
+    finally:
+        if client is not None:
+            client.close()
     return False

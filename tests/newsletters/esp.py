@@ -23,6 +23,16 @@
   of ``messageVersions`` becomes one message with its ``params`` substituted for
   ``{{ params.KEY }}`` and its headers added; 201 with one id per version
   (``{"messageIds": […]}``); 400 ``invalid_parameter`` for a bad address.
+* :class:`AmazonSESStandIn`: SESv2's REST API as boto3 calls it (``endpoint_url`` pointed at
+  it, SigV4 ``Authorization`` with the expected access key): email templates (``POST
+  /v2/email/templates``, ``GET``/``DELETE /v2/email/templates/<name>``; 400
+  ``AlreadyExistsException``, 404 ``NotFoundException``), ``POST
+  /v2/email/outbound-bulk-emails`` (at most 50 ``BulkEmailEntries``; each destination's
+  ``ReplacementTemplateData`` fills the stored template — ``{{{ key }}}`` as is, ``{{ key }}``
+  HTML-escaped, as Handlebars does — and its ``ReplacementHeaders``, which must be printable
+  ASCII, are added; one ``BulkEmailEntryResults`` entry per destination, in order:
+  ``SUCCESS`` with a ``MessageId``, or ``MESSAGE_REJECTED``/``TRANSIENT_FAILURE`` for that
+  destination alone) and ``POST /v2/email/outbound-emails`` (raw MIME) for single sends.
 """
 
 from __future__ import annotations
@@ -406,6 +416,166 @@ class BrevoStandIn(StandIn):
         if "messageVersions" not in data:
             return 201, json.dumps({"messageId": ids[0]}).encode()
         return 201, json.dumps({"messageIds": ids}).encode()
+
+
+SES_ACCESS_KEY = "AKIDMASTHEADTEST"
+SES_HEADER_NAME = re.compile(r"[!-9;-@A-~]{1,126}")  # SESv2 MessageHeader's patterns
+SES_HEADER_VALUE = re.compile(r"[ -~]{1,870}")
+
+
+@dataclass
+class AmazonSESStandIn(StandIn):
+    """Amazon SES's v2 API: templates and sends."""
+
+    base_path = ""
+    access_key: str = SES_ACCESS_KEY
+    rejected: set[str] = field(default_factory=set)  # MESSAGE_REJECTED, every time
+    flaky: set[str] = field(default_factory=set)  # TRANSIENT_FAILURE, the first time
+    failed_once: set[str] = field(default_factory=set)
+    templates: dict = field(default_factory=dict)  # name -> TemplateContent
+    created: list[str] = field(default_factory=list)
+    create_calls: int = 0
+    miss_lookups: int = 0  # the next this-many GETs say NotFound (another worker's race)
+    deleted: list[str] = field(default_factory=list)
+    message_ids: dict = field(default_factory=dict)  # address -> the MessageId answered
+    entries: list[dict] = field(default_factory=list)  # each BulkEmailEntry, as sent
+
+    @staticmethod
+    def _error(status: int, kind: str, message: str) -> tuple[int, bytes]:
+        return status, json.dumps({"__type": kind, "message": message}).encode()
+
+    def handle_request(self, method, path, headers, body):
+        auth = headers.get("Authorization", "")
+        if not auth.startswith(f"AWS4-HMAC-SHA256 Credential={self.access_key}/"):
+            return self._error(403, "UnrecognizedClientException",
+                               "The security token included in the request is invalid.")
+        if path.startswith("/v2/email/templates"):
+            return self._templates(method, path.removeprefix("/v2/email/templates"), body)
+        if method != "POST":
+            return self._error(404, "NotFoundException", "no such route")
+        data = json.loads(body)
+        if self._fail_this_call():
+            return self._error(503, "ServiceUnavailable", "Service Unavailable")
+        if path == "/v2/email/outbound-bulk-emails":
+            return self._bulk(data)
+        if path == "/v2/email/outbound-emails":
+            return self._single(data)
+        return self._error(404, "NotFoundException", "no such route")
+
+    def _templates(self, method, rest, body):
+        from urllib.parse import unquote
+
+        name = unquote(rest.removeprefix("/"))
+        with self.lock:
+            if method == "POST" and not name:
+                data = json.loads(body)
+                self.create_calls += 1
+                if data["TemplateName"] in self.templates:
+                    return self._error(400, "AlreadyExistsException",
+                                       f"Template {data['TemplateName']} already exists.")
+                self.templates[data["TemplateName"]] = data["TemplateContent"]
+                self.created.append(data["TemplateName"])
+                return 200, b"{}"
+            missed = method == "GET" and self.miss_lookups > 0
+            if missed:
+                self.miss_lookups -= 1
+            if name not in self.templates or missed:
+                return self._error(404, "NotFoundException", f"Template {name} does not exist.")
+            if method == "GET":
+                return 200, json.dumps({"TemplateName": name,
+                                        "TemplateContent": self.templates[name]}).encode()
+            if method == "DELETE":
+                del self.templates[name]
+                self.deleted.append(name)
+                return 200, b"{}"
+        return self._error(404, "NotFoundException", "no such route")
+
+    def _bulk(self, data):
+        entries = data["BulkEmailEntries"]
+        if not 1 <= len(entries) <= 50:
+            return self._error(400, "BadRequestException",
+                               "BulkEmailEntries must hold 1 to 50 entries.")
+        for entry in entries:
+            for header in entry.get("ReplacementHeaders", []):
+                if not (SES_HEADER_NAME.fullmatch(header["Name"])
+                        and SES_HEADER_VALUE.fullmatch(header["Value"])):
+                    return self._error(400, "BadRequestException",
+                                       f"Invalid header {header['Name']!r}.")
+        default = data["DefaultContent"]["Template"]
+        with self.lock:
+            stored = self.templates.get(default["TemplateName"])
+        defaults = json.loads(default.get("TemplateData") or "{}")
+        results, made = [], []
+        for entry in entries:
+            to = entry["Destination"]["ToAddresses"][0]
+            address = to.rsplit("<", 1)[-1].rstrip(">")
+            if stored is None:
+                results.append({"Status": "TEMPLATE_NOT_FOUND",
+                                "Error": f"Template {default['TemplateName']} does not exist."})
+                continue
+            if address in self.rejected:
+                results.append({"Status": "MESSAGE_REJECTED",
+                                "Error": "Email address is on the suppression list."})
+                continue
+            with self.lock:
+                transient = address in self.flaky and address not in self.failed_once
+                if transient:
+                    self.failed_once.add(address)
+            if transient:
+                results.append({"Status": "TRANSIENT_FAILURE", "Error": "Try again later."})
+                continue
+            message_id = f"0100{uuid.uuid4().hex}-000000"
+            results.append({"Status": "SUCCESS", "MessageId": message_id})
+            if not self.record:
+                continue
+            values = {**defaults, **json.loads(entry.get("ReplacementEmailContent", {}).get(
+                "ReplacementTemplate", {}).get("ReplacementTemplateData") or "{}")}
+
+            def fill(value: str, values=values) -> str:
+                return MUSTACHE.sub(lambda m: str(values.get(m[2], "")) if m[1]
+                                    else html_escape(str(values.get(m[2], ""))), value)
+
+            made.append(Delivered(
+                to=address, subject=fill(stored.get("Subject", "")),
+                text=fill(stored.get("Text", "")), html=fill(stored.get("Html", "")),
+                headers={h["Name"]: h["Value"] for h in entry.get("ReplacementHeaders", [])},
+                custom_args={"FromEmailAddress": data.get("FromEmailAddress", ""),
+                             "ReplyToAddresses": data.get("ReplyToAddresses", [])}))
+            with self.lock:
+                self.message_ids[address] = message_id
+                self.entries.append(entry)
+        self._accepted(len(entries), made)
+        return 200, json.dumps({"BulkEmailEntryResults": results}).encode()
+
+    def _single(self, data):
+        import base64
+
+        raw = base64.b64decode(data["Content"]["Raw"]["Data"])
+        to = data.get("Destination", {}).get("ToAddresses", [])
+        if any(address in self.rejected for address in to):
+            return self._error(400, "MessageRejected", "Email address is on the suppression list.")
+        message_id = f"0100{uuid.uuid4().hex}-000000"
+        made = []
+        if self.record:
+            parsed = message_from_bytes(raw, policy=email_policy.default)
+            parts = {part.get_content_type(): part.get_content()
+                     for part in parsed.walk() if part.get_content_maintype() == "text"}
+            made = [Delivered(to=to[0], subject=str(parsed["Subject"]),
+                              text=parts.get("text/plain", ""), html=parts.get("text/html", ""),
+                              headers={k: str(v) for k, v in parsed.items()}, custom_args={})]
+            with self.lock:
+                self.message_ids[to[0]] = message_id
+        self._accepted(len(to), made)
+        return 200, json.dumps({"MessageId": message_id}).encode()
+
+
+def amazon_ses_settings(settings, url: str, access_key: str = SES_ACCESS_KEY) -> None:
+    """Point Django at the stand-in through anymail's real Amazon SES backend (boto3)."""
+    settings.EMAIL_BACKEND = "anymail.backends.amazon_ses.EmailBackend"
+    settings.ANYMAIL = {**getattr(settings, "ANYMAIL", {}), "AMAZON_SES_CLIENT_PARAMS": {
+        "endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": access_key,
+        "aws_secret_access_key": "masthead-test-secret",
+        "config": {"retries": {"total_max_attempts": 1, "mode": "standard"}}}}
 
 
 def mailgun_settings(settings, url: str, api_key: str = "key-test") -> None:
