@@ -5,15 +5,16 @@
     .venv/bin/python bench/newsletter.py -n 20000 --dkim rsa        # DKIM-signed (or ed25519)
     .venv/bin/python bench/newsletter.py -n 20000 --language ru     # the Russian edition
     .venv/bin/python bench/newsletter.py -n 20000 --esp             # SendGrid stand-in, batches
-    .venv/bin/python bench/newsletter.py -n 20000 --esp mailgun     # or brevo, postmark
+    .venv/bin/python bench/newsletter.py -n 20000 --esp mailgun     # or brevo, postmark, …
     .venv/bin/python bench/newsletter.py -n 2000 --esp --esp-batch 0    # one call a recipient
     .venv/bin/python bench/newsletter.py --issue12 --record     # the issue 12 set, recorded
 
-``--esp [sendgrid|mailgun|brevo|postmark]`` (SendGrid if not named) sends through django-anymail's
-real backend for that ESP to the local stand-in of its API in ``tests/newsletters/esp.py``
-(in this process, counting only) instead of SMTP. Every row prints the edition's message
-size as sent (8bit where the server offers 8BITMIME, as the sinks here do) and in its
-7bit-safe form.
+``--esp [sendgrid|mailgun|brevo|postmark|amazon_ses]`` (SendGrid if not named) sends through
+django-anymail's real backend for that ESP to the local stand-in of its API in
+``tests/newsletters/esp.py`` (in this process, counting only) instead of SMTP; Amazon SES's
+through boto3, pointed at the stand-in by ``AWS_ENDPOINT_URL_SESV2``, in calls of at most 50.
+Every row prints the edition's message size as sent (8bit where the server offers
+8BITMIME, as the sinks here do) and in its 7bit-safe form.
 
 For each N, in a fresh data folder (SQLite unless --database-url is given): migrate, import
 the demo articles, create N confirmed subscribers (encrypted addresses, as in production)
@@ -245,10 +246,16 @@ def run_once(n: int, args) -> dict:
         standin = getattr(esp, kind)(record=False)
         name = args.esp.upper()
         env["EMAIL_BACKEND"] = f"anymail.backends.{args.esp}.EmailBackend"
-        env[f"ANYMAIL_{name}_{setting.upper()}"] = key
         if hasattr(standin, setting):
             setattr(standin, setting, key)
-        env[f"ANYMAIL_{name}_API_URL"] = standin.start()
+        if args.esp == "amazon_ses":  # boto3 reads these (no dict setting from the environment)
+            env.update(AWS_ENDPOINT_URL_SESV2=standin.start(), AWS_DEFAULT_REGION="us-east-1",
+                       AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY="bench-secret",  # noqa: S106
+                       AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+                       AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        else:
+            env[f"ANYMAIL_{name}_{setting.upper()}"] = key
+            env[f"ANYMAIL_{name}_API_URL"] = standin.start()
         env["MASTHEAD_NEWSLETTER_ESP_BATCH"] = str(args.esp_batch)
         env["PYTHONWARNINGS"] = "ignore::UserWarning"
     if args.database_url:
@@ -258,7 +265,7 @@ def run_once(n: int, args) -> dict:
     print(f"N = {n:,}: preparing in {data_dir}", flush=True)
     edition_id = prepare(n, data_dir, env, args.language)
     if standin is not None:
-        sink_name, sink = f"{ESP_NAMES[args.esp]} stand-in, batches of {args.esp_batch or 1}", None
+        sink_name, sink = f"{ESP_NAMES[args.esp]} stand-in, batches of {esp_batch(args)}", None
     else:
         sink_name, sink = start_sink(port, args.python_sink)
     try:
@@ -318,10 +325,15 @@ def dkim_key(kind: str) -> str:
     return pem.replace("\n", "\\n")
 
 
+def esp_batch(args) -> int:
+    """Recipients a call: --esp-batch, within the ESP's own limit (SES: 50)."""
+    return max(1, min(args.esp_batch, 50 if args.esp == "amazon_ses" else args.esp_batch))
+
+
 def describe(args) -> str:
     if args.esp:
         standin = f"{ESP_NAMES[args.esp]} stand-in"
-        how = (f"ESP ({standin}), batches of {args.esp_batch}" if args.esp_batch > 1
+        how = (f"ESP ({standin}), batches of {esp_batch(args)}" if args.esp_batch > 1
                else f"ESP ({standin}), one call a recipient")
     else:
         how = "pipelined SMTP"
@@ -335,9 +347,10 @@ ESPS = {  # --esp: the stand-in in tests/newsletters/esp.py, its key's setting a
     "mailgun": ("MailgunStandIn", "api_key", "key-bench"),
     "brevo": ("BrevoStandIn", "api_key", "xkeysib-bench"),
     "postmark": ("PostmarkStandIn", "server_token", "postmark-bench"),
+    "amazon_ses": ("AmazonSESStandIn", "access_key", "AKIDMASTHEADBENCH"),
 }
 ESP_NAMES = {"sendgrid": "SendGrid", "mailgun": "Mailgun", "brevo": "Brevo",
-             "postmark": "Postmark"}
+             "postmark": "Postmark", "amazon_ses": "Amazon SES"}
 
 NOTE = os.environ.get("BENCH_NOTE", "")  # a paragraph to record above the table
 
