@@ -123,8 +123,8 @@ def sign(body: bytes, ago: int = 0) -> str:
     return f"t={t},v1={digest}"
 
 
-def blast(port: int, requests: list[tuple[bytes, str]], concurrency: int
-          ) -> tuple[float, list[float], dict]:
+def blast(port: int, requests: list[tuple[bytes, str]], concurrency: int,
+          provider: str = "stripe") -> tuple[float, list[float], dict]:
     """Post the signed requests from ``concurrency`` threads, each with one keep-alive
     connection; returns seconds, latencies and the count of each status."""
     queue = list(requests)
@@ -142,7 +142,7 @@ def blast(port: int, requests: list[tuple[bytes, str]], concurrency: int
             started = time.perf_counter()
             conn.request(
                 "POST",
-                "/support/webhooks/stripe/",
+                f"/support/webhooks/{provider}/",
                 body=body,
                 headers={"Content-Type": "application/json", "Stripe-Signature": signature},
             )
@@ -280,6 +280,14 @@ def main() -> int:
         wait_for_port(port)
         print(lines[0])
         for level in [int(c) for c in options.concurrency.split(",")]:
+            # The ceiling on this machine: the same server, the same lean path and client,
+            # a request that does no work (an unknown provider: 404, no database).
+            nothing = [(body, sign(body)) for body, _ in
+                       [(invoice_event(-1, 0), "")] * options.events]  # fmt: skip
+            blast(port, nothing[:400], level, "nobody")  # warm-up: imports, connections
+            seconds, latencies, statuses = blast(port, nothing, level, "nobody")
+            row("ceiling: lean path, no work (404)", level, len(nothing) / seconds,
+                latency_text(latencies), statuses)  # fmt: skip
             requests = fresh()
             retries = [(body, sign(body, ago=60)) for body, _ in requests]
             for label, batch in (("requests: new", requests), ("requests: duplicate", retries)):

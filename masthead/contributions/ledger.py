@@ -43,6 +43,7 @@ change, so replays and the provider's echo of our own change send nothing).
 from __future__ import annotations
 
 import contextvars
+import copy
 import datetime as dt
 import logging
 import time
@@ -248,8 +249,9 @@ def _apply_batch(size: int) -> int:
         return 0
     applied: set[str] = set()
     with _after_commit_in_one_transaction(), transaction.atomic():
-        for pk in pks:
-            event = process_event(pk, retry_waiting=False)
+        batch = ProviderEvent.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+        for loaded in batch:  # one query for the batch's events, in order of arrival
+            event = process_event(loaded.pk, retry_waiting=False, locked=loaded)
             if event.status == EventStatus.PROCESSED:
                 applied.add(event.provider)
     since = timezone.now() - dt.timedelta(hours=1)
@@ -316,15 +318,18 @@ def _insert_event(provider: str, event_id: str, event_type: str, payload: dict
     return event if insert_once(event, ("provider", "event_id")) else None
 
 
-def process_event(event_pk: int, *, retry_waiting: bool = True) -> ProviderEvent:
+def process_event(
+    event_pk: int, *, retry_waiting: bool = True, locked: ProviderEvent | None = None
+) -> ProviderEvent:
     """Apply a stored event once; a failure is recorded on the event and retried later.
 
     An event about a payment we cannot match yet (a refund delivered before the payment it
     refunds) waits, and is tried again each time another event of that provider is applied.
+    ``locked``: the event, already loaded and locked by the caller's transaction (a batch).
     """
     try:
         with transaction.atomic():
-            event = ProviderEvent.objects.select_for_update().get(pk=event_pk)
+            event = locked or ProviderEvent.objects.select_for_update().get(pk=event_pk)
             if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
                 return event
             provider = get_provider(event.provider)
@@ -758,11 +763,10 @@ def _save_contribution(contribution: Contribution) -> None:
     _history(contribution=contribution, before=before, after=contribution.status)
     if announce:
         source = "" if contribution.is_renewal else contribution.source
-        pk = contribution.pk
+        saved = copy.copy(contribution)  # as saved now: listeners get it after the commit
 
         def send_signal() -> None:
-            fresh = Contribution.objects.get(pk=pk)
-            contribution_succeeded.send(sender=Contribution, contribution=fresh, source=source)
+            contribution_succeeded.send(sender=Contribution, contribution=saved, source=source)
 
         _on_commit(send_signal)
         _queue_receipt(contribution)
