@@ -169,6 +169,10 @@ ROOT_URLCONF = "masthead.urls"
 # POSTs to these paths (regular expressions, whole path) skip the reader middleware and are
 # resolved against MASTHEAD_LEAN_URLCONF alone (masthead.core.lean): the webhooks.
 MASTHEAD_LEAN_URLCONF = "masthead.lean_urls"
+MASTHEAD_LEAN_MIDDLEWARE = [
+    "masthead.reach.middleware.ReaderHostMiddleware",  # as in MIDDLEWARE: the onion host
+    "django.middleware.security.SecurityMiddleware",
+]
 MASTHEAD_LEAN_PATHS = [
     r"/support/webhooks/[-a-zA-Z0-9_]+/",
     r"/anymail/[-a-zA-Z0-9_]+/[-a-zA-Z0-9_]+/",

@@ -5,7 +5,8 @@ requests skip what reader and staff requests need — sessions, CSRF, language, 
 cache, Wagtail's routing, authentication and two-factor checks — and the resolution of
 every reader URL. :class:`LeanDispatcher` (the WSGI application, ``masthead.wsgi``) sends a
 POST whose path matches ``settings.MASTHEAD_LEAN_PATHS`` to a handler with only
-``SecurityMiddleware`` and a URLconf of those routes alone (``settings.MASTHEAD_LEAN_URLCONF``);
+``settings.MASTHEAD_LEAN_MIDDLEWARE`` (the onion host's exemption and ``SecurityMiddleware``)
+and a URLconf of those routes alone (``settings.MASTHEAD_LEAN_URLCONF``);
 everything else goes to the ordinary handler. The views are the same functions either way
 (and the test client, which always takes the full path, exercises them too). While a view
 runs, ``reverse()`` uses the whole URLconf, so links in anything it sends still resolve.
@@ -21,18 +22,16 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.urls import set_urlconf
 from django.utils.module_loading import import_string
 
-LEAN_MIDDLEWARE = ("django.middleware.security.SecurityMiddleware",)
-
 
 class LeanHandler(WSGIHandler):
-    """Django's WSGI handler with :data:`LEAN_MIDDLEWARE` and the lean URLconf."""
+    """Django's WSGI handler with ``MASTHEAD_LEAN_MIDDLEWARE`` and the lean URLconf."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = [self._whole_urlconf_for_the_view]
         self._template_response_middleware = []
         self._exception_middleware = []
         handler = convert_exception_to_response(self._get_response)
-        for path in reversed(LEAN_MIDDLEWARE):
+        for path in reversed(settings.MASTHEAD_LEAN_MIDDLEWARE):
             handler = convert_exception_to_response(import_string(path)(handler))
         self._middleware_chain = handler
 

@@ -351,3 +351,40 @@ def test_senders_and_two_workers_at_once_apply_every_event_once(site, stripe_api
         )
         assert renewal_history.count() == 10
     assert sum(runs) == len(renewals)
+
+
+@pytest.mark.django_db
+def test_the_lean_path_keeps_the_onion_hosts_exemption_from_the_https_redirect(settings):
+    """The lean handler has the reader host middleware too: with HTTPS redirects on, a webhook
+    POST to the main domain over HTTP is redirected as on the full path, and one to the onion
+    address (plain HTTP, encrypted by Tor) is not."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from masthead.core.lean import LeanDispatcher
+
+    onion = "a" * 56 + ".onion"
+    settings.SECURE_SSL_REDIRECT = True
+    settings.MASTHEAD_ONION_HOST = onion
+    settings.ALLOWED_HOSTS = ["news.example.org", onion]
+    application = LeanDispatcher(WSGIHandler())
+
+    def status_on(host: str) -> str:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/support/webhooks/nobody/",
+            "SERVER_NAME": host,
+            "SERVER_PORT": "80",
+            "HTTP_HOST": host,
+            "CONTENT_LENGTH": "2",
+            "wsgi.input": io.BytesIO(b"{}"),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        status: list[str] = []
+        result = application(environ, lambda s, h, exc_info=None: status.append(s))
+        b"".join(result)
+        result.close()
+        return status[0]
+
+    assert status_on("news.example.org").startswith("301")
+    assert status_on(onion).startswith("404")  # reached the view: an unknown provider
