@@ -36,7 +36,8 @@ edition — and how their merge fields are written, is in :data:`STYLES`:
   ``merge_headers``) carry its own List-Unsubscribe. SES answers per destination, in order:
   a ``MessageId``, or a failure status for that destination alone. Up to 50 destinations a
   call (SES's limit). Header values must be printable ASCII, so List-Id goes without a
-  non-ASCII name; SES replaces any Message-ID with its own (``<MessageId@…amazonses.com>``).
+  non-ASCII name; SES puts its own Message-ID on each message (``<MessageId@…amazonses.com>``,
+  replacing any we set, so we set none).
   Needs boto3 (``django-anymail[amazon-ses]``).
 
 Not here, so sent one API call per recipient as before: the rest.
@@ -86,6 +87,9 @@ class BatchStyle:
     # ``esp`` says whose API stores it.
     stored_template: bool = False
     esp: str = ""
+    # Amazon SES puts its own Message-ID on every message (it replaces one we set), so none
+    # is sent: a header SES would drop is no reason to risk the call.
+    message_id_header: bool = True
 
     def written(self, key: str) -> str:
         return self.field.format(key)
@@ -105,7 +109,7 @@ STYLES = {
     "Amazon SES": BatchStyle("masthead_unsubscribe", "masthead_greeting",
                              "masthead_greeting_html", 50, field="{{{{{{{}}}}}}}",
                              template_language=True, ascii_headers=True, stored_template=True,
-                             esp="amazon_ses"),
+                             esp="amazon_ses", message_id_header=False),
 }
 
 
@@ -172,10 +176,9 @@ def batch_message(template: MessageTemplate, recipients: list[Recipient], style:
             style.greeting: greeting,
             style.greeting_html: html.escape(greeting),
         }
-        merge_headers[recipient.email] = {
-            "List-Unsubscribe": f"<{url}>, <{mailto}>",
-            "Message-ID": template.message_id(recipient),
-        }
+        merge_headers[recipient.email] = {"List-Unsubscribe": f"<{url}>, <{mailto}>"}
+        if style.message_id_header:
+            merge_headers[recipient.email]["Message-ID"] = template.message_id(recipient)
     list_id = (template.list_id if not style.ascii_headers or template.list_id.isascii()
                else f"<{newsletter.list_id}>")
     if style.stored_template:  # subject and bodies are in the template at the ESP

@@ -105,6 +105,7 @@ def test_an_edition_goes_out_in_calls_of_at_most_50_each_destination_personalise
         assert headers["list-unsubscribe"].startswith(f"<{url}>, <mailto:")
         assert headers["list-unsubscribe-post"] == "List-Unsubscribe=One-Click"
         assert headers["list-id"] == template.list_id
+        assert "message-id" not in headers  # SES would put its own in its place
         sent = SentMessage.objects.get(subscription=subscription)
         assert sent.esp_message_id == message_id_key(ses.message_ids[address])
         esp_ids.add(sent.esp_message_id)
