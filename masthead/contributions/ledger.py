@@ -190,9 +190,9 @@ def wake_applier() -> bool:
         WAKE_KEY, 1, timeout=settings.MASTHEAD_WEBHOOK_WAKE_SECONDS
     ):  # a read first: while a run is due, deliveries write nothing more
         return False
-    from .tasks import apply_events
+    from .tasks import enqueue_apply_events
 
-    return apply_events.enqueue().is_finished
+    return enqueue_apply_events().is_finished
 
 
 def apply_received_events(*, batch: int | None = None, max_seconds: float | None = None) -> int:

@@ -125,14 +125,21 @@ def schedule_reconcile() -> None:
     reconcile_task.enqueue()
 
 
-@task(priority=50)
+@task()
 def apply_events() -> int:
-    """Apply the webhook events the requests stored (``ledger.apply_received_events``).
-
-    Before other work in the queue (receipts, newsletters): payments are recorded first."""
+    """Apply the webhook events the requests stored (``ledger.apply_received_events``)."""
     from .ledger import apply_received_events
 
     return apply_received_events()
+
+
+def enqueue_apply_events():
+    """Queue :func:`apply_events` before other work (receipts, newsletters) where the task
+    backend orders by priority (the database backend); RQ takes none and refuses a task
+    that sets one, so there it is queued as it is."""
+    if apply_events.get_backend().supports_priority:
+        return apply_events.using(priority=50).enqueue()
+    return apply_events.enqueue()
 
 
 @every(60, name="contributions.apply_events")
@@ -141,4 +148,4 @@ def schedule_apply() -> None:
     from .ledger import stale_received_events
 
     if stale_received_events():
-        apply_events.enqueue()
+        enqueue_apply_events()
