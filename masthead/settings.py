@@ -594,6 +594,7 @@ MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # seconds one worker run may take before it hands over to the next, and how long a wake-up
 # flag lasts (a lost wake-up is retried after this; the scheduler also sweeps every minute).
 MASTHEAD_WEBHOOK_APPLY_BATCH = env_int("MASTHEAD_WEBHOOK_APPLY_BATCH", 50)
+MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS = env_int("MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS", 20)
 MASTHEAD_WEBHOOK_APPLY_SECONDS = env_int("MASTHEAD_WEBHOOK_APPLY_SECONDS", 30)
 MASTHEAD_WEBHOOK_WAKE_SECONDS = env_int("MASTHEAD_WEBHOOK_WAKE_SECONDS", 60)
 # Pending payments older than this (seconds) are checked with their provider.

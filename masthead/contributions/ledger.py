@@ -239,7 +239,10 @@ def stale_received_events(older_than: float = 30.0) -> bool:
 
 
 def _apply_batch(size: int) -> int:
-    """Apply up to ``size`` received events, oldest first, in one transaction."""
+    """Apply up to ``size`` received events, oldest first, in one transaction — or fewer:
+    the transaction ends once it has taken ``MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS`` (on
+    SQLite it holds the one write lock, which the webhook requests wait for); the rest of
+    the batch is the next one's."""
     pks = list(
         ProviderEvent.objects.filter(status=EventStatus.RECEIVED)
         .order_by("pk")
@@ -248,16 +251,21 @@ def _apply_batch(size: int) -> int:
     if not pks:
         return 0
     applied: set[str] = set()
+    done = 0
+    budget = time.monotonic() + settings.MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS / 1000
     with _after_commit_in_one_transaction(), transaction.atomic():
         batch = ProviderEvent.objects.select_for_update().filter(pk__in=pks).order_by("pk")
         for loaded in batch:  # one query for the batch's events, in order of arrival
             event = process_event(loaded.pk, retry_waiting=False, locked=loaded)
+            done += 1
             if event.status == EventStatus.PROCESSED:
                 applied.add(event.provider)
+            if time.monotonic() > budget:
+                break
     since = timezone.now() - dt.timedelta(hours=1)
     for provider in sorted(applied):
         retry_waiting_events(provider, since=since)
-    return len(pks)
+    return done
 
 
 _batched: contextvars.ContextVar[list | None] = contextvars.ContextVar("ledger_batch", default=None)
