@@ -128,6 +128,15 @@ def subscription_of(email: str, newsletter=None) -> Subscription:
     return found.get()
 
 
+def states(delivery) -> dict[str, int]:
+    """How many of a delivery's recipients are in each ledger state."""
+    from masthead.newsletters.models import DeliveryRecipient
+
+    return collections.Counter(
+        DeliveryRecipient.objects.filter(delivery=delivery).values_list("state", flat=True)
+    )
+
+
 def add_subscribers(newsletter, count: int, *, prefix: str = "reader", names: bool = False):
     """Confirmed subscribers reader0@example.org …, created in bulk."""
     now = timezone.now()

@@ -23,7 +23,7 @@ from masthead.newsletters.rendering import GREETING, UNSUBSCRIBE
 from masthead.newsletters.tokens import read_unsubscribe_token
 
 from . import esp
-from .conftest import add_subscribers, subscription_of
+from .conftest import add_subscribers, states, subscription_of
 
 pytestmark = pytest.mark.django_db
 
@@ -37,10 +37,6 @@ def sendgrid(settings):
     yield standin
     standin.stop()
 
-
-def states(delivery) -> dict[str, int]:
-    return collections.Counter(
-        DeliveryRecipient.objects.filter(delivery=delivery).values_list("state", flat=True))
 
 
 def test_an_edition_goes_out_in_batches_each_recipient_personalised(

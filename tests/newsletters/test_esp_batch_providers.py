@@ -38,7 +38,7 @@ from masthead.newsletters.rendering import GREETING, UNSUBSCRIBE, MessageTemplat
 from masthead.newsletters.tokens import read_unsubscribe_token
 
 from . import esp
-from .conftest import add_subscribers, subscription_of
+from .conftest import add_subscribers, states, subscription_of
 
 pytestmark = pytest.mark.django_db
 
@@ -74,10 +74,6 @@ def provider(request, settings):
 def header(message, name: str) -> str:
     return {key.lower(): value for key, value in message.headers.items()}[name.lower()]
 
-
-def states(delivery) -> dict[str, int]:
-    return collections.Counter(
-        DeliveryRecipient.objects.filter(delivery=delivery).values_list("state", flat=True))
 
 
 def bounce(client, provider, address: str, esp_id: str, event_id: int):

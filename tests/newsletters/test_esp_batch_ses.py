@@ -36,7 +36,7 @@ from masthead.newsletters.rendering import GREETING, UNSUBSCRIBE, MessageTemplat
 from masthead.newsletters.tokens import read_unsubscribe_token
 
 from . import esp
-from .conftest import add_subscribers, subscription_of
+from .conftest import add_subscribers, states, subscription_of
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +55,6 @@ def ses(settings):
     yield standin
     standin.stop()
 
-
-def states(delivery) -> dict[str, int]:
-    return collections.Counter(
-        DeliveryRecipient.objects.filter(delivery=delivery).values_list("state", flat=True))
 
 
 def headers_of(entry: dict) -> dict[str, str]:
