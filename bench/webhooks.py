@@ -223,6 +223,8 @@ def main() -> int:
     parser.add_argument("--plans", type=int, default=200)
     parser.add_argument("--concurrency", default="8")
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (as masthead run)")
+    parser.add_argument("--threads", type=int, default=4, help="threads a worker (as masthead run)")
     parser.add_argument("--no-together", action="store_true",
                         help="skip the phase with the worker running beside the senders")
     parser.add_argument("--no-record", action="store_true")
@@ -251,7 +253,8 @@ def main() -> int:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "masthead.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--log-level", "warning"],
+         "--workers", str(options.workers), "--threads", str(options.threads),
+         "--log-level", "warning"],
         env=env, cwd=ROOT,
     )  # fmt: skip
     lines = [

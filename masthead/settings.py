@@ -211,8 +211,11 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and scheduler write at once: WAL lets readers run beside the one writer,
-    # IMMEDIATE takes the write lock at BEGIN (so no deadlocked upgrade from a read lock) and
-    # the busy timeout makes a writer wait its turn instead of failing "database is locked".
+    # IMMEDIATE takes the write lock at BEGIN (so no deadlocked upgrade from a read lock),
+    # and writers queue for it (masthead.core.sqlite: a lock the next writer gets the moment
+    # it is released, instead of SQLite's sleeping busy handler); the timeout bounds the wait,
+    # after which a writer fails "database is locked".
+    DATABASES["default"]["ENGINE"] = "masthead.core.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
@@ -591,10 +594,13 @@ MASTHEAD_MANAGE_LINK_MAX_AGE = env_int("MASTHEAD_MANAGE_LINK_MAX_AGE", 3 * 24 * 
 # Webhooks older than this (seconds) are refused as replays.
 MASTHEAD_WEBHOOK_TOLERANCE = env_int("MASTHEAD_WEBHOOK_TOLERANCE", 300)
 # Webhook events are stored by the request and applied by the worker: events per transaction,
-# seconds one worker run may take before it hands over to the next, and how long a wake-up
-# flag lasts (a lost wake-up is retried after this; the scheduler also sweeps every minute).
+# how long a batch's transaction may last (on SQLite it holds the one write lock), the pause
+# between batches (the webhook requests waiting for that lock go first), seconds one worker
+# run may take before it hands over to the next, and how long a wake-up flag lasts (a lost
+# wake-up is retried after this; the scheduler also sweeps every minute).
 MASTHEAD_WEBHOOK_APPLY_BATCH = env_int("MASTHEAD_WEBHOOK_APPLY_BATCH", 50)
 MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS = env_int("MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS", 20)
+MASTHEAD_WEBHOOK_APPLY_PAUSE_MS = env_int("MASTHEAD_WEBHOOK_APPLY_PAUSE_MS", 1)
 MASTHEAD_WEBHOOK_APPLY_SECONDS = env_int("MASTHEAD_WEBHOOK_APPLY_SECONDS", 30)
 MASTHEAD_WEBHOOK_WAKE_SECONDS = env_int("MASTHEAD_WEBHOOK_WAKE_SECONDS", 60)
 # Pending payments older than this (seconds) are checked with their provider.

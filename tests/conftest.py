@@ -80,7 +80,7 @@ def _fresh_cache():
 def database_url_for_tests() -> str:
     """A DATABASE_URL that points a subprocess (worker, server) at the test database."""
     db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""

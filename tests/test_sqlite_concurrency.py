@@ -133,3 +133,123 @@ def test_writers_killed_mid_transaction_leave_the_database_intact(subprocess_env
     Tag.objects.create(name="after-the-crash", slug="after-the-crash")
     assert Tag.objects.filter(name__startswith="killed").count() == written
     assert Tag.objects.filter(slug="after-the-crash").exists()
+
+
+# --- the writer queue (masthead.core.sqlite) --------------------------------------------------
+
+# A writer whose SQLite connection never waits (busy_timeout 0): without the queue, any other
+# writer's open transaction fails it at once with "database is locked".
+IMPATIENT_WRITER = WRITER.replace(
+    "name, count =",
+    "from django.db import connection\n"
+    "connection.ensure_connection()\n"
+    "connection.connection.execute('PRAGMA busy_timeout = 0')\n"
+    "name, count =",
+)
+
+
+def impatient_writes(name: str, count: int, errors: list[BaseException], *, atomic: bool) -> None:
+    try:
+        connection.ensure_connection()
+        connection.connection.execute("PRAGMA busy_timeout = 0")
+        for i in range(count):
+            if atomic:
+                with transaction.atomic():
+                    Tag.objects.filter(name__startswith=name).count()
+                    Tag.objects.create(name=f"{name}-{i}", slug=f"{name}-{i}")
+            else:  # a write outside a transaction (Django's autocommit): one statement
+                Tag.objects.create(name=f"{name}-{i}", slug=f"{name}-{i}")
+    except BaseException as exc:  # noqa: BLE001 - reported by the test
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+def test_writers_queue_instead_of_relying_on_sqlites_busy_wait(subprocess_env):
+    """Threads and processes write at once with SQLite's busy timeout at 0: every write waits
+    its turn in the writer queue, so none meets SQLite's lock taken. (With Django's own SQLite
+    backend this fails at the first collision.)"""
+    assert connection.settings_dict["ENGINE"] == "masthead.core.sqlite"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "masthead.cli", "shell", "--no-imports", "-c",
+             IMPATIENT_WRITER.format(name=f"iproc{n}", count=TRANSACTIONS)],
+            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for n in range(2)
+    ]  # fmt: skip
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(
+            target=impatient_writes,
+            args=(f"ithread{n}", TRANSACTIONS, errors),
+            kwargs={"atomic": n % 2 == 0},
+        )
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    outputs = [process.communicate(timeout=120) for process in processes]
+
+    assert errors == []
+    for process, (_out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-2000:]
+    assert Tag.objects.filter(name__startswith="i").count() == 6 * TRANSACTIONS
+
+
+def test_the_queue_is_released_by_commit_rollback_and_close(transactional_db):
+    from masthead.core.sqlite.base import WriterQueue
+
+    connection.ensure_connection()
+    queue = connection.writers
+    with transaction.atomic():
+        Tag.objects.create(name="held", slug="held")
+        assert queue.held
+    assert not queue.held
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Tag.objects.create(name="rolled-back", slug="rolled-back")
+        raise RuntimeError
+    assert not queue.held
+    assert not Tag.objects.filter(slug="rolled-back").exists()
+
+    # Another connection to the same file waits at most its timeout, then fails as SQLite does.
+    other = WriterQueue(connection.settings_dict["NAME"], timeout=0.2)
+    with transaction.atomic():
+        Tag.objects.count()
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.acquire()
+        assert 0.15 < time.monotonic() - started < 5
+    other.acquire()  # free once the transaction ended
+    other.release()
+
+    with transaction.atomic():
+        Tag.objects.count()
+        connection.close()  # mid-transaction (a worker shutting down): the queue is let go
+    other.acquire()
+    other.close()
+
+
+def test_a_killed_writer_does_not_keep_the_queue(subprocess_env):
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "masthead.cli", "shell", "--no-imports", "-c",
+         "from django.db import transaction\nfrom taggit.models import Tag\n"
+         "with transaction.atomic():\n    Tag.objects.count()\n    print('holding', flush=True)\n"
+         "    import time; time.sleep(600)\n"],
+        env=subprocess_env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        from masthead.core.sqlite.base import WriterQueue
+
+        waiting = WriterQueue(connection.settings_dict["NAME"], timeout=0.2)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            waiting.acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    waiting.acquire()  # the kernel let go of the dead process's lock
+    waiting.close()
+    Tag.objects.create(name="after-kill", slug="after-kill")

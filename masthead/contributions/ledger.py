@@ -49,7 +49,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -60,7 +60,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from masthead.core.crypto import email_index
-from masthead.core.replay import first_delivery, forget_deliveries, insert_once
+from masthead.core.replay import (
+    first_delivery,
+    forget_deliveries,
+    insert_once,
+    insert_once_returning_pk,
+)
 from masthead.core.state import state_store
 
 from .models import (
@@ -113,7 +118,7 @@ def _history(*, contribution=None, plan=None, before: str, after: str, note: str
     # A staff user, or a name (who ran a management command).
     actor = why.actor if getattr(why.actor, "pk", None) is not None else None
     name = actor.get_username() if actor is not None else str(why.actor or "")
-    StatusChange.objects.create(
+    change = StatusChange(
         contribution=contribution,
         plan=plan,
         from_status=before or "",
@@ -124,6 +129,107 @@ def _history(*, contribution=None, plan=None, before: str, after: str, note: str
         actor_name=name[:150],
         note=(note or why.note)[:200],
     )
+    deferred = _deferred.get()
+    if deferred is None:
+        change.save(force_insert=True)
+    else:  # a batch: written with the batch's other rows, before it commits
+        deferred.history.append(change)
+
+
+@dataclass
+class _Deferred:
+    """What a batch (``_apply_batch``) keeps between its events, inside its transaction.
+
+    - The writes it makes in bulk at its end: the history rows and the events' own statuses
+      (``_flush``).
+    - An identity map of the plans and payments it has loaded (``rows``), and an index of
+      them by the references events name them by (``refs``: (model, field, provider, value)
+      → pk, or None where the batch looked and there is no such row). Each chunk of events
+      has its plans and payments loaded in one query each (``_prefetch``), so an event's
+      lookups cost no query, and every event of the batch works on the same instance of a
+      row. Saves still write at once; the map only spares reads. A savepoint that rolls back
+      (``_savepoint``), or a write that bypasses the instances (``_link_donor``'s update),
+      forgets the map, which is then filled again from the database.
+    """
+
+    history: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)
+    refs: dict = field(default_factory=dict)
+
+    def keep(self, row):
+        """The batch's instance of this row (``row`` itself, the first time it is seen)."""
+        if row is None:
+            return None
+        kept = self.rows.setdefault((type(row), row.pk), row)
+        self.index(kept)
+        return kept
+
+    def index(self, row) -> None:
+        """Point the references a saved or loaded row carries at it."""
+        model = type(row)
+        self.refs[(model, "pk", row.provider, row.pk)] = row.pk
+        if model is Contribution:
+            unique, shared = ("payment_ref",), ("charge_ref",)
+        else:
+            unique, shared = ("provider_ref",), ()
+        for name in unique:  # unique per provider: this row is the one
+            if value := getattr(row, name):
+                self.refs[(model, name, row.provider, value)] = row.pk
+        for name in shared:  # the lowest pk wins, known only where all were loaded
+            key = (model, name, row.provider, getattr(row, name))
+            if key[3] and key in self.refs:
+                known = self.refs[key]
+                self.refs[key] = row.pk if known is None else min(known, row.pk)
+
+    def lookup(self, model, name: str, provider: str, value):
+        """(True, row or None) when the batch knows the answer, else (False, None)."""
+        key = (model, name, provider, value)
+        if key not in self.refs:
+            return False, None
+        pk = self.refs[key]
+        return True, (None if pk is None else self.rows[(model, pk)])
+
+    def forget(self) -> None:
+        self.rows.clear()
+        self.refs.clear()
+
+
+_deferred: contextvars.ContextVar[_Deferred | None] = contextvars.ContextVar(
+    "ledger_deferred", default=None
+)
+
+
+@contextmanager
+def _savepoint() -> Iterator[None]:
+    """``transaction.atomic()``; in a batch, its deferred rows go if it rolls back."""
+    deferred = _deferred.get()
+    history, events = (len(deferred.history), len(deferred.events)) if deferred else (0, 0)
+    try:
+        with transaction.atomic():
+            yield
+    except BaseException:
+        if deferred is not None:
+            del deferred.history[history:]
+            del deferred.events[events:]
+            deferred.forget()  # its instances may hold what was rolled back
+        raise
+
+
+def _flush(deferred: _Deferred) -> None:
+    """Write what a batch deferred: its history rows in one statement, and its events'
+    statuses in one statement per status."""
+    StatusChange.objects.bulk_create(deferred.history)
+    outcomes: dict[tuple[str, str], list[int]] = {}
+    for event in deferred.events:
+        outcomes.setdefault((event.status, event.error), []).append(event.pk)
+    now = timezone.now()
+    for (status, error), pks in outcomes.items():
+        ProviderEvent.objects.filter(pk__in=pks).update(
+            status=status, error=error, processed_at=now, attempts=F("attempts") + 1
+        )
+    deferred.history.clear()
+    deferred.events.clear()
 
 
 # --- webhooks -------------------------------------------------------------------------------
@@ -156,7 +262,7 @@ def receive_webhook(
             raise WebhookError("This delivery was received before: refused as a replay.", 409)
         event = _insert_event(
             provider.key, incoming.event_id, incoming.event_type, incoming.payload
-        ) or ProviderEvent.objects.get(provider=provider.key, event_id=incoming.event_id)
+        ) or _stored(provider.key, incoming.event_id)
         if event.status == EventStatus.FAILED:  # the provider's retry: try it again
             ProviderEvent.objects.filter(pk=event.pk, status=EventStatus.FAILED).update(
                 status=EventStatus.RECEIVED
@@ -218,6 +324,10 @@ def apply_received_events(*, batch: int | None = None, max_seconds: float | None
                 applied += done
                 if time.monotonic() >= deadline:
                     break
+                # Let the writers that queued during the batch go first (webhook requests,
+                # on SQLite): they poll the writer queue every ≤ 1 ms, and without a pause
+                # this loop would take the lock back before any of them looked.
+                time.sleep(settings.MASTHEAD_WEBHOOK_APPLY_PAUSE_MS / 1000)
         finally:
             store.delete(LOCK_KEY)
         pending = ProviderEvent.objects.filter(status=EventStatus.RECEIVED).exists()
@@ -253,19 +363,87 @@ def _apply_batch(size: int) -> int:
     applied: set[str] = set()
     done = 0
     budget = time.monotonic() + settings.MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS / 1000
-    with _after_commit_in_one_transaction(), transaction.atomic():
-        batch = ProviderEvent.objects.select_for_update().filter(pk__in=pks).order_by("pk")
-        for loaded in batch:  # one query for the batch's events, in order of arrival
-            event = process_event(loaded.pk, retry_waiting=False, locked=loaded)
-            done += 1
-            if event.status == EventStatus.PROCESSED:
-                applied.add(event.provider)
-            if time.monotonic() > budget:
-                break
+    deferred = _Deferred()
+    token = _deferred.set(deferred)
+    try:
+        with _after_commit_in_one_transaction(), transaction.atomic():
+            for loaded in _load_in_chunks(pks):  # in order of arrival
+                event = process_event(loaded.pk, retry_waiting=False, locked=loaded)
+                done += 1
+                if event.status == EventStatus.PROCESSED:
+                    applied.add(event.provider)
+                if time.monotonic() > budget:
+                    break
+            _flush(deferred)
+    finally:
+        _deferred.reset(token)
     since = timezone.now() - dt.timedelta(hours=1)
     for provider in sorted(applied):
         retry_waiting_events(provider, since=since)
     return done
+
+
+def _load_in_chunks(pks: list[int], chunk: int = 8) -> Iterator[ProviderEvent]:
+    """The batch's events, locked, a few per query (a batch cut short by its time limit has
+    not loaded and decrypted the payloads it leaves for the next one), each chunk with the
+    plans and payments its events name (``_prefetch``)."""
+    for start in range(0, len(pks), chunk):
+        events = list(
+            ProviderEvent.objects.select_for_update()
+            .filter(pk__in=pks[start : start + chunk])
+            .order_by("pk")
+        )
+        _prefetch(events)
+        yield from events
+
+
+def _prefetch(events: list[ProviderEvent]) -> None:
+    """Translate a chunk of events (kept on each as ``translated``) and load, locked, the
+    plans and the payments they name: one query for the plans and one for the payments per
+    provider. Each reference looked for is recorded, found or not, in the batch's index."""
+    deferred = _deferred.get()
+    if deferred is None:
+        return
+    wanted: dict[str, tuple[set, set, set]] = {}
+    for event in events:
+        if event.status not in (EventStatus.RECEIVED, EventStatus.FAILED, EventStatus.WAITING):
+            continue
+        try:
+            event.translated = get_provider(event.provider).translate(
+                event.event_type, event.payload
+            )
+        except Exception:  # noqa: BLE001 - process_event translates again and records it
+            event.translated = None
+        if event.translated is None:
+            continue
+        plan_ids, plan_refs, payment_refs = wanted.setdefault(event.provider, (set(), set(), set()))
+        for found in event.translated:
+            if isinstance(found.plan_id, int):
+                plan_ids.add(found.plan_id)
+            if found.subscription_ref:
+                plan_refs.add(found.subscription_ref)
+            if found.payment_ref:
+                payment_refs.add(found.payment_ref)
+    for provider, (plan_ids, plan_refs, payment_refs) in wanted.items():
+        if plan_ids or plan_refs:
+            plans = RecurringPlan.objects.select_for_update().filter(provider=provider).filter(
+                Q(pk__in=plan_ids) | Q(provider_ref__in=plan_refs)
+            )
+            for plan in plans.order_by("pk"):
+                deferred.keep(plan)
+            for pk in plan_ids:
+                deferred.refs.setdefault((RecurringPlan, "pk", provider, pk), None)
+            for ref in plan_refs:
+                deferred.refs.setdefault((RecurringPlan, "provider_ref", provider, ref), None)
+        if payment_refs:
+            for name in ("payment_ref", "charge_ref"):
+                for ref in payment_refs:
+                    deferred.refs.setdefault((Contribution, name, provider, ref), None)
+            payments = Contribution.objects.select_for_update().filter(provider=provider).filter(
+                Q(payment_ref__in=payment_refs) | Q(charge_ref__in=payment_refs)
+            )
+            for payment in payments.order_by("pk"):
+                deferred.keep(payment)
 
 
 _batched: contextvars.ContextVar[list | None] = contextvars.ContextVar("ledger_batch", default=None)
@@ -317,6 +495,24 @@ def store_event(provider: str, event_id: str, event_type: str, payload: dict) ->
     return event
 
 
+def _stored(provider: str, event_id: str) -> ProviderEvent:
+    """A duplicate's stored event: its pk and status (the answer), in one plain query —
+    half a duplicate's cost went to compiling the ORM's; the other fields load if read."""
+    meta = ProviderEvent._meta
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    names = ["id", "provider", "event_id", "status"]
+    columns = ", ".join(quote(meta.get_field(name).column) for name in names)
+    where = f"{quote(meta.get_field('provider').column)} = %s AND {quote(meta.get_field('event_id').column)} = %s"  # noqa: E501
+    with connection.cursor() as cursor:
+        # The identifiers are the model's own, quoted; the values are parameters.
+        cursor.execute(f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {where}", [provider, event_id])  # noqa: S608, E501
+        row = cursor.fetchone()
+    if row is None:  # cannot happen inside the transaction that found the conflict
+        return ProviderEvent.objects.get(provider=provider, event_id=event_id)
+    return ProviderEvent.from_db(connection.alias, names, row)
+
+
 def _insert_event(provider: str, event_id: str, event_type: str, payload: dict
                   ) -> ProviderEvent | None:  # fmt: skip
     """Insert the event unless it is stored already: the new event (status "received",
@@ -335,13 +531,17 @@ def process_event(
     refunds) waits, and is tried again each time another event of that provider is applied.
     ``locked``: the event, already loaded and locked by the caller's transaction (a batch).
     """
+    deferred = _deferred.get() if locked is not None else None
     try:
-        with transaction.atomic():
+        with _savepoint():
             event = locked or ProviderEvent.objects.select_for_update().get(pk=event_pk)
             if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
                 return event
-            provider = get_provider(event.provider)
-            translated = provider.translate(event.event_type, event.payload)
+            translated = getattr(event, "translated", None)  # _prefetch translated it
+            if translated is None:
+                translated = get_provider(event.provider).translate(
+                    event.event_type, event.payload
+                )
             with _because(Cause(ChangeCause.PROVIDER, event_pk=event.pk)):
                 applied = sum(apply_event(event.provider, e) for e in translated)
             event.error = ""
@@ -355,7 +555,10 @@ def process_event(
                     event.error = NOT_OURS
             event.processed_at = timezone.now()
             event.attempts += 1
-            event.save(update_fields=["status", "processed_at", "attempts", "error"])
+            if deferred is not None:  # saved with the rest of its batch (``_flush``)
+                deferred.events.append(event)
+            else:
+                event.save(update_fields=["status", "processed_at", "attempts", "error"])
     except Exception as exc:
         log.exception("processing provider event %s failed", event_pk)
         ProviderEvent.objects.filter(pk=event_pk).update(
@@ -461,22 +664,43 @@ def apply_event(provider: str, event: PaymentEvent) -> int:
     handler = _HANDLERS.get(event.kind)
     if handler is None:
         return 0
-    with transaction.atomic():
-        return 1 if handler(provider, event) else 0
+    try:
+        with _savepoint():
+            return 1 if handler(provider, event) else 0
+    except _Raced:  # another transaction recorded the same payment first: merge into it
+        with _savepoint():
+            return 1 if handler(provider, event) else 0
+
+
+class _Raced(Exception):
+    """A new renewal's row was inserted by another transaction since we looked for it."""
 
 
 def _locked(qs):
-    return qs.select_for_update().first()
+    """The first row, locked; in a batch, the batch's instance of it."""
+    row = qs.select_for_update().first()
+    deferred = _deferred.get()
+    return row if deferred is None else deferred.keep(row)
+
+
+def _known(model, name: str, provider: str, value) -> tuple[bool, Any]:
+    """What the batch knows of the row with this reference: (True, row or None), or
+    (False, None) outside a batch or for a reference it did not load."""
+    deferred = _deferred.get()
+    return (False, None) if deferred is None else deferred.lookup(model, name, provider, value)
 
 
 def _find_plan(provider: str, event: PaymentEvent) -> RecurringPlan | None:
     qs = RecurringPlan.objects.filter(provider=provider)
     if event.plan_id:
-        plan = _locked(qs.filter(pk=event.plan_id))
+        known, plan = _known(RecurringPlan, "pk", provider, event.plan_id)
+        if not known:
+            plan = _locked(qs.filter(pk=event.plan_id))
         if plan is not None:
             return plan
     if event.subscription_ref:
-        return _locked(qs.filter(provider_ref=event.subscription_ref))
+        known, plan = _known(RecurringPlan, "provider_ref", provider, event.subscription_ref)
+        return plan if known else _locked(qs.filter(provider_ref=event.subscription_ref))
     return None
 
 
@@ -491,12 +715,19 @@ def _find_contribution(
     if event.payment_ref:
         # The payment itself; or, as a refund or dispute names the charge, a renewal keyed
         # by its invoice that records the charge it was paid by (PaymentEvent.charge_ref).
-        # One query; the payment's own match wins.
-        matches = list(
-            qs.filter(Q(payment_ref=event.payment_ref) | Q(charge_ref=event.payment_ref))
-            .select_for_update()
-            .order_by("pk")[:10]
-        )
+        # One query (none in a batch); the payment's own match wins.
+        paid, by_payment = _known(Contribution, "payment_ref", provider, event.payment_ref)
+        charged, by_charge = _known(Contribution, "charge_ref", provider, event.payment_ref)
+        if paid and charged:
+            matches = [row for row in (by_payment, by_charge) if row is not None]
+        else:
+            matches = list(
+                qs.filter(Q(payment_ref=event.payment_ref) | Q(charge_ref=event.payment_ref))
+                .select_for_update()
+                .order_by("pk")[:10]
+            )
+            if (deferred := _deferred.get()) is not None:
+                matches = [deferred.keep(row) for row in matches]
         for found in matches:
             if found.payment_ref == event.payment_ref:
                 return found
@@ -516,7 +747,11 @@ def _find_contribution(
 
 
 def _renewal(provider: str, event: PaymentEvent, plan: RecurringPlan) -> Contribution | None:
-    """The renewal payment this event is about, created the first time we hear of it."""
+    """The renewal payment this event is about, the first time we hear of it: not saved yet.
+
+    :func:`_save_contribution` inserts it with its facts in one statement, once per payment:
+    the unique index decides; if another transaction inserted it first, the handler runs
+    again (``_Raced``) and merges into that row."""
     if not event.payment_ref:
         return None
     amount = event.amount or plan.amount
@@ -530,13 +765,9 @@ def _renewal(provider: str, event: PaymentEvent, plan: RecurringPlan) -> Contrib
         currency=(event.currency or plan.currency).upper(),
         is_renewal=True,
         created_at=event.occurred_at,
+        status="",  # its history starts with the first status it is given
     )
-    # Once per payment, whoever gets here first (the unique index decides, no savepoint).
-    created = insert_once(renewal, ("provider", "payment_ref"))
-    found = _locked(Contribution.objects.filter(provider=provider, payment_ref=event.payment_ref))
-    if created:
-        found.status = ""  # its history starts with the first status it is given
-    return found
+    return renewal
 
 
 def _donor(email: str, name: str) -> Donor | None:
@@ -580,6 +811,8 @@ def _link_donor(donor: Donor | None, contribution: Contribution | None, plan: Re
         orphans = list(plan.payments.filter(donor__isnull=True).values_list("pk", flat=True))
         if orphans:
             Contribution.objects.filter(pk__in=orphans).update(donor=donor)
+            if (deferred := _deferred.get()) is not None:
+                deferred.forget()  # a batch's instances of them are out of date now
             for paid in Contribution.objects.filter(
                 pk__in=orphans, paid_at__isnull=False, receipt_sent_at__isnull=True
             ):
@@ -767,7 +1000,13 @@ def _save_contribution(contribution: Contribution) -> None:
     announce = contribution.paid_at is not None and contribution.announced_at is None
     if announce:
         contribution.announced_at = timezone.now()
-    contribution.save()
+    if contribution.pk is None:  # a new renewal (_renewal)
+        if not insert_once_returning_pk(contribution, ("provider", "payment_ref")):
+            raise _Raced
+    else:
+        contribution.save()
+    if (deferred := _deferred.get()) is not None:
+        deferred.keep(contribution)  # a new one, or references it carries now
     _history(contribution=contribution, before=before, after=contribution.status)
     if announce:
         source = "" if contribution.is_renewal else contribution.source
@@ -829,6 +1068,8 @@ def _save_plan(plan: RecurringPlan) -> None:
         and (plan.last_paid_at is None or plan.last_failed_at > plan.last_paid_at)
     )
     plan.save()
+    if (deferred := _deferred.get()) is not None:
+        deferred.keep(plan)
     note = f"cancelled here after {plan.failed_attempts} failed tries" if give_up else ""
     _history(plan=plan, before=before, after=plan.status, note=note)
     from . import tasks

@@ -39,6 +39,35 @@ def insert_once(instance: models.Model, unique_fields: tuple[str, ...]) -> bool:
     every webhook. (Django's ``bulk_create(ignore_conflicts=True)`` writes the same statement
     but cannot say whether the row was new, which is the whole point here.) The primary key
     is not set on ``instance``."""
+    sql, values, connection = _insert_sql(instance, unique_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.rowcount == 1
+
+
+def insert_once_returning_pk(instance: models.Model, unique_fields: tuple[str, ...]) -> bool:
+    """:func:`insert_once`, and the new row's primary key set on ``instance`` (one statement,
+    ``… RETURNING``, on SQLite ≥ 3.35 and PostgreSQL): True if it was inserted."""
+    sql, values, connection = _insert_sql(instance, unique_fields)
+    meta = instance._meta
+    if not connection.features.can_return_columns_from_insert:  # an older SQLite
+        if not insert_once(instance, unique_fields):
+            return False
+        lookup = {name: getattr(instance, meta.get_field(name).attname) for name in unique_fields}
+        instance.pk = type(instance)._base_manager.using(connection.alias).get(**lookup).pk
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(meta.pk.column)}", values)
+            row = cursor.fetchone()
+        if row is None:
+            return False
+        instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
+
+
+def _insert_sql(instance: models.Model, unique_fields: tuple[str, ...]):
     model = type(instance)
     meta = model._meta
     connection = connections[router.db_for_write(model)]
@@ -51,9 +80,7 @@ def insert_once(instance: models.Model, unique_fields: tuple[str, ...]) -> bool:
     # The identifiers are the model's own, quoted; the values are parameters.
     table = quote(meta.db_table)
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO NOTHING"  # noqa: S608, E501
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        return cursor.rowcount == 1
+    return sql, values, connection
 
 
 def first_delivery(source: str, delivery_id: str) -> bool:
