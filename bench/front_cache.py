@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import base_env, free_port, machine, record, wait_until_up  # noqa: E402
+from pages import base_env, free_port, machine, record, sharing, wait_until_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "nginx" / "masthead.conf"
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    load_before = os.getloadavg()[0]
     processes = []
     conf = None
     rows: dict[str, list[float]] = {}
@@ -325,9 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         "`git worktree` of the commit before the change). "
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "",
-        f"Machine: {machine()}, **shared with other engineers' work while measuring** — "
-        "absolute figures move with their load; the ratios come from runs interleaved "
-        "round by round, so both sides of each ratio saw the same load. "
+        f"Machine: {machine()}, {sharing(load_before)} — absolute figures move with the "
+        "machine's load; the ratios come from runs interleaved round by round, so both "
+        "sides of each ratio saw the same load. "
         f"`uptime` before: `{uptime_before}`; after: `{uptime_after}`.",
         "",
         "Setup: demo site (SQLite, diskcache), gunicorn `--workers 2` (sync), "

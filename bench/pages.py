@@ -190,6 +190,15 @@ def run_server(data_dir: Path, cached: bool, workers: int, threads: int):
     return process, port
 
 
+def sharing(load: float) -> str:
+    """How busy the machine was, from the 1-minute load average when a run started."""
+    cpus = os.cpu_count() or 1
+    if load < cpus:
+        return (f"quiet (load average {load:.1f} on {cpus} CPUs when it started: the "
+                "benchmark's own processes)")
+    return f"**shared with other work** (load average {load:.1f} on {cpus} CPUs)"
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -375,7 +384,7 @@ def cpu_main(options, argv) -> int:
     import statistics
 
     sites: list[CpuSite] = []
-    started_uptime = uptime()
+    started_uptime, started_load = uptime(), os.getloadavg()[0]
     print(started_uptime, flush=True)
     with tempfile.TemporaryDirectory(prefix="masthead-bench-cpu-") as tmp:
         try:
@@ -437,11 +446,11 @@ def cpu_main(options, argv) -> int:
         f"Command: `{command.strip()}` (source: `bench/pages.py`). "
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "",
-        f"Machine: {machine()}, **shared with other engineers' work** while this ran: "
+        f"Machine: {machine()}, {sharing(started_load)}: "
         f"`uptime` before: `{started_uptime}`; after: `{finished_uptime}`. CPU time "
-        "(`time.process_time()` of the rendering process) rather than wall time for that "
-        "reason; a busy machine still inflates it (shared caches, hyper-threads), so compare "
-        "rows of one run, which were measured interleaved.",
+        "(`time.process_time()` of the rendering process) rather than wall time, which other "
+        "work on the machine would inflate more; compare rows of one run, which were "
+        "measured interleaved.",
         "",
         f"Each row: {options.rounds} rounds of {options.renders} renders of the page, page "
         "cache off (`MASTHEAD_PAGE_CACHE=0`), through Django's request handler in-process "

@@ -253,3 +253,38 @@ def test_a_killed_writer_does_not_keep_the_queue(subprocess_env):
     waiting.acquire()  # the kernel let go of the dead process's lock
     waiting.close()
     Tag.objects.create(name="after-kill", slug="after-kill")
+
+
+def test_a_forked_child_queues_behind_its_parent(transactional_db):
+    """After fork() the child must not write through the parent's lock-file descriptor: an
+    flock belongs to the open file, so the child would pass the parent's lock as its own."""
+    from masthead.core.sqlite.base import WriterQueue
+
+    queue = WriterQueue(connection.settings_dict["NAME"], timeout=0.3)
+    queue.acquire()  # opens the lock file
+    queue.release()
+    holding_r, holding_w = os.pipe()
+    result_r, result_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait until the parent holds the queue, then try to take it
+        try:
+            os.read(holding_r, 1)
+            try:
+                queue.acquire()
+                outcome = b"acquired"
+            except sqlite3.OperationalError:
+                outcome = b"locked"
+            os.write(result_w, outcome)
+        finally:
+            os._exit(0)
+    try:
+        queue.acquire()
+        os.write(holding_w, b"1")
+        outcome = os.read(result_r, 16)
+        queue.release()
+    finally:
+        os.waitpid(pid, 0)
+        for fd in (holding_r, holding_w, result_r, result_w):
+            os.close(fd)
+        queue.close()
+    assert outcome == b"locked"

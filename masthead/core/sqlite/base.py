@@ -33,6 +33,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 
 from django.db.backends.sqlite3 import base
 
@@ -40,13 +41,26 @@ Database = base.Database
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
+_queues: weakref.WeakSet[WriterQueue] = weakref.WeakSet()
 
 
-def _forget_locks_in_child() -> None:  # a fork's copy of a held lock would never be released
+def _start_afresh_in_child() -> None:
+    """After ``fork()``: the parent's locks, copied held or not, are not the child's. Every
+    queue gets a fresh process lock, and drops its copy of the parent's lock-file descriptor
+    (an ``flock`` belongs to the open file, which the parent shares: through that copy the
+    child would pass as the parent). Django's connections should not cross a fork anyway."""
+    global _process_locks_guard
     _process_locks.clear()
+    _process_locks_guard = threading.Lock()
+    for queue in list(_queues):
+        queue.in_process = _process_locks.setdefault(queue.path, threading.Lock())
+        queue.held = False
+        if queue.fd is not None:
+            os.close(queue.fd)
+            queue.fd = None
 
 
-os.register_at_fork(after_in_child=_forget_locks_in_child)
+os.register_at_fork(after_in_child=_start_afresh_in_child)
 
 # What a statement made outside a transaction reads only (everything else queues).
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
@@ -62,6 +76,7 @@ class WriterQueue:
         self.held = False
         with _process_locks_guard:
             self.in_process = _process_locks.setdefault(self.path, threading.Lock())
+            _queues.add(self)
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
