@@ -50,6 +50,15 @@ def write_in_thread(name: str, count: int, errors: list[BaseException]) -> None:
         connection.close()
 
 
+def run_together(threads: list[threading.Thread], processes: list[subprocess.Popen]) -> list:
+    """Start the threads (the processes run already), wait for all; the processes' outputs."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return [process.communicate(timeout=120) for process in processes]
+
+
 def test_wal_and_immediate_transactions_are_in_effect(transactional_db):
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
@@ -89,11 +98,7 @@ def test_threads_and_processes_write_at_once_without_database_is_locked(subproce
         threading.Thread(target=write_in_thread, args=(f"thread{n}", TRANSACTIONS, errors))
         for n in range(4)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    outputs = [process.communicate(timeout=120) for process in processes]
+    outputs = run_together(threads, processes)
 
     assert errors == []
     for process, (_out, err) in zip(processes, outputs, strict=True):
@@ -187,11 +192,7 @@ def test_writers_queue_instead_of_relying_on_sqlites_busy_wait(subprocess_env):
         )
         for n in range(4)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    outputs = [process.communicate(timeout=120) for process in processes]
+    outputs = run_together(threads, processes)
 
     assert errors == []
     for process, (_out, err) in zip(processes, outputs, strict=True):
