@@ -142,26 +142,38 @@ def test_writers_killed_mid_transaction_leave_the_database_intact(subprocess_env
 
 # --- the writer queue (masthead.core.sqlite) --------------------------------------------------
 
-# A writer whose SQLite connection never waits (busy_timeout 0): without the queue, any other
-# writer's open transaction fails it at once with "database is locked".
-IMPATIENT_WRITER = WRITER.replace(
-    "name, count =",
-    "from django.db import connection\n"
-    "connection.ensure_connection()\n"
-    "connection.connection.execute('PRAGMA busy_timeout = 0')\n"
-    "name, count =",
-)
+# Writers whose SQLite connection waits at most 100 ms (busy_timeout) and whose transactions
+# each hold the lock 15 ms: six of them make a writer wait longer than that for its turn.
+# SQLite's own busy handler gives up after 100 ms ("database is locked"); the writer queue's
+# wait is bounded by the configured timeout (30 s) instead. (The 100 ms left to SQLite
+# absorbs its rare short locks outside any writer, e.g. a connection closing.)
+IMPATIENT = 100
+HOLD = 0.015
+QUEUED = 10
+
+IMPATIENT_WRITER = """
+import time
+from django.db import connection, transaction
+from taggit.models import Tag
+connection.ensure_connection()
+connection.connection.execute("PRAGMA busy_timeout = {impatient}")
+name, count = {name!r}, {count}
+for i in range(count):
+    with transaction.atomic():
+        Tag.objects.create(name=f"{{name}}-{{i}}", slug=f"{{name}}-{{i}}")
+        time.sleep({hold})
+"""
 
 
 def impatient_writes(name: str, count: int, errors: list[BaseException], *, atomic: bool) -> None:
     try:
         connection.ensure_connection()
-        connection.connection.execute("PRAGMA busy_timeout = 0")
+        connection.connection.execute(f"PRAGMA busy_timeout = {IMPATIENT}")
         for i in range(count):
             if atomic:
                 with transaction.atomic():
-                    Tag.objects.filter(name__startswith=name).count()
                     Tag.objects.create(name=f"{name}-{i}", slug=f"{name}-{i}")
+                    time.sleep(HOLD)
             else:  # a write outside a transaction (Django's autocommit): one statement
                 Tag.objects.create(name=f"{name}-{i}", slug=f"{name}-{i}")
     except BaseException as exc:  # noqa: BLE001 - reported by the test
@@ -171,14 +183,15 @@ def impatient_writes(name: str, count: int, errors: list[BaseException], *, atom
 
 
 def test_writers_queue_instead_of_relying_on_sqlites_busy_wait(subprocess_env):
-    """Threads and processes write at once with SQLite's busy timeout at 0: every write waits
-    its turn in the writer queue, so none meets SQLite's lock taken. (With Django's own SQLite
-    backend this fails at the first collision.)"""
+    """Threads and processes write at once, each waiting its turn longer than SQLite's busy
+    timeout: in the writer queue they all get it. (With Django's own SQLite backend writers
+    fail "database is locked".)"""
     assert connection.settings_dict["ENGINE"] == "masthead.core.sqlite"
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "masthead.cli", "shell", "--no-imports", "-c",
-             IMPATIENT_WRITER.format(name=f"iproc{n}", count=TRANSACTIONS)],
+             IMPATIENT_WRITER.format(name=f"iproc{n}", count=QUEUED, impatient=IMPATIENT,
+                                     hold=HOLD)],
             env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for n in range(2)
@@ -187,7 +200,7 @@ def test_writers_queue_instead_of_relying_on_sqlites_busy_wait(subprocess_env):
     threads = [
         threading.Thread(
             target=impatient_writes,
-            args=(f"ithread{n}", TRANSACTIONS, errors),
+            args=(f"ithread{n}", QUEUED, errors),
             kwargs={"atomic": n % 2 == 0},
         )
         for n in range(4)
@@ -197,7 +210,7 @@ def test_writers_queue_instead_of_relying_on_sqlites_busy_wait(subprocess_env):
     assert errors == []
     for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err[-2000:]
-    assert Tag.objects.filter(name__startswith="i").count() == 6 * TRANSACTIONS
+    assert Tag.objects.filter(name__startswith="i").count() == 6 * QUEUED
 
 
 def test_the_queue_is_released_by_commit_rollback_and_close(transactional_db):
