@@ -102,3 +102,13 @@ def test_terms_still_accepted_start_again(client, cancelled):
     assert response.status_code == 303
     new = RecurringPlan.objects.exclude(pk=plan.pk).get()
     assert (new.amount, new.currency, new.frequency) == (1200, "EUR", "monthly")
+
+
+def test_the_russian_manage_page_says_why_in_russian(client, cancelled, settings):
+    plan, path = cancelled
+    _no_longer_eur(settings)
+    response = client.post("/ru" + path, {"plan": plan.pk, "action": "restart"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Эту подписку нельзя возобновить в прежнем виде" in page
+    assert "cannot be started again" not in page
