@@ -363,20 +363,21 @@ def _apply_batch(size: int) -> int:
     applied: set[str] = set()
     done = 0
     budget = time.monotonic() + settings.MASTHEAD_WEBHOOK_APPLY_TRANSACTION_MS / 1000
-    deferred = _Deferred()
-    token = _deferred.set(deferred)
-    try:
-        with _after_commit_in_one_transaction(), transaction.atomic():
-            for loaded in _load_in_chunks(pks):  # in order of arrival
-                event = process_event(loaded.pk, retry_waiting=False, locked=loaded)
-                done += 1
-                if event.status == EventStatus.PROCESSED:
-                    applied.add(event.provider)
-                if time.monotonic() > budget:
-                    break
-            _flush(deferred)
-    finally:
-        _deferred.reset(token)
+    with _after_commit_in_one_transaction():
+        deferred = _Deferred()
+        token = _deferred.set(deferred)
+        try:
+            with transaction.atomic():
+                for loaded in _load_in_chunks(pks):  # in order of arrival
+                    event = process_event(loaded.pk, retry_waiting=False, locked=loaded)
+                    done += 1
+                    if event.status == EventStatus.PROCESSED:
+                        applied.add(event.provider)
+                    if time.monotonic() > budget:
+                        break
+                _flush(deferred)
+        finally:
+            _deferred.reset(token)  # before the side effects run: they write for themselves
     since = timezone.now() - dt.timedelta(hours=1)
     for provider in sorted(applied):
         retry_waiting_events(provider, since=since)
