@@ -153,10 +153,13 @@ def test_a_blocked_reader_reads_subscribes_gives_and_manages_without_the_main_do
     hosts = {urlsplit(url).hostname for url in record["requests"] if url.startswith("http")}
     assert hosts == {MIRROR, ONION}, hosts
     assert not [url for url in record["requests"] if MAIN in url]
-    # campaigns.js counts impressions with a beacon that leaving the page may cut short.
+    # A request the browser itself cancelled because the reader moved on (net::ERR_ABORTED:
+    # campaigns.js's impression beacon, a stylesheet still loading when a form was sent) is
+    # no failure to reach the mirror; anything else is (a name that does not resolve, a
+    # refused connection). Seen once under CI load: newsletters.css aborted by the next click.
     failed = [
         (url, why) for url, why in record["failed"]
-        if not (url.endswith("/campaigns/events/") and why == "net::ERR_ABORTED")
+        if not (why == "net::ERR_ABORTED" and urlsplit(url).hostname in (MIRROR, ONION))
     ]
     assert failed == []
     assert record["csp"] == []
