@@ -166,16 +166,12 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "masthead.urls"
-# POSTs to these paths (regular expressions, whole path) skip the reader middleware and are
-# resolved against MASTHEAD_LEAN_URLCONF alone (masthead.core.lean): the webhooks.
+# POSTs to the routes of this URLconf (the webhooks) skip the reader middleware and are
+# resolved against it alone (masthead.core.lean); "" sends every request the ordinary way.
 MASTHEAD_LEAN_URLCONF = "masthead.lean_urls"
 MASTHEAD_LEAN_MIDDLEWARE = [
     "masthead.reach.middleware.ReaderHostMiddleware",  # as in MIDDLEWARE: the onion host
     "django.middleware.security.SecurityMiddleware",
-]
-MASTHEAD_LEAN_PATHS = [
-    r"/support/webhooks/[-a-zA-Z0-9_]+/",
-    r"/anymail/[-a-zA-Z0-9_]+/[-a-zA-Z0-9_]+/",
 ]
 WSGI_APPLICATION = "masthead.wsgi.application"
 

@@ -4,22 +4,21 @@ Providers post webhooks by the thousand and read nothing but the status code, so
 requests skip what reader and staff requests need — sessions, CSRF, language, CSP, the page
 cache, Wagtail's routing, authentication and two-factor checks — and the resolution of
 every reader URL. :class:`LeanDispatcher` (the WSGI application, ``masthead.wsgi``) sends a
-POST whose path matches ``settings.MASTHEAD_LEAN_PATHS`` to a handler with only
+POST whose path a route of ``settings.MASTHEAD_LEAN_URLCONF`` matches (the webhooks,
+``masthead/lean_urls.py``: the one list of them) to a handler with only
 ``settings.MASTHEAD_LEAN_MIDDLEWARE`` (the onion host's exemption and ``SecurityMiddleware``)
-and a URLconf of those routes alone (``settings.MASTHEAD_LEAN_URLCONF``);
-everything else goes to the ordinary handler. The views are the same functions either way
+and that URLconf; everything else goes to the ordinary handler (an empty
+``MASTHEAD_LEAN_URLCONF``: everything). The views are the same functions either way
 (and the test client, which always takes the full path, exercises them too). While a view
 runs, ``reverse()`` uses the whole URLconf, so links in anything it sends still resolve.
 """
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
-from django.urls import set_urlconf
+from django.urls import Resolver404, get_resolver, set_urlconf
 from django.utils.module_loading import import_string
 
 
@@ -46,18 +45,25 @@ class LeanHandler(WSGIHandler):
 
 
 class LeanDispatcher:
-    """WSGI: lean paths (POST only) to :class:`LeanHandler`, the rest to ``application``."""
+    """WSGI: POSTs the lean URLconf routes to :class:`LeanHandler`, the rest to
+    ``application``."""
 
     def __init__(self, application):
         self.application = application
         self.lean = LeanHandler()
-        self.pattern = re.compile("|".join(f"(?:{p})" for p in settings.MASTHEAD_LEAN_PATHS))
+        urlconf = settings.MASTHEAD_LEAN_URLCONF
+        self.routes = get_resolver(urlconf) if urlconf else None
 
     def __call__(self, environ, start_response):
-        if (
-            settings.MASTHEAD_LEAN_PATHS
-            and environ.get("REQUEST_METHOD") == "POST"
-            and self.pattern.fullmatch(environ.get("PATH_INFO", ""))
-        ):
+        if environ.get("REQUEST_METHOD") == "POST" and self._lean(environ.get("PATH_INFO", "")):
             return self.lean(environ, start_response)
         return self.application(environ, start_response)
+
+    def _lean(self, path: str) -> bool:
+        if self.routes is None:
+            return False
+        try:
+            self.routes.resolve(path)
+        except Resolver404:
+            return False
+        return True

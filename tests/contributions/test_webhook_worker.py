@@ -388,3 +388,20 @@ def test_the_lean_path_keeps_the_onion_hosts_exemption_from_the_https_redirect(s
 
     assert status_on("news.example.org").startswith("301")
     assert status_on(onion).startswith("404")  # reached the view: an unknown provider
+
+
+def test_only_the_lean_urlconfs_routes_take_the_lean_path(settings):
+    """The lean URLconf is the one list of lean routes: a POST it resolves (either webhook)
+    goes lean, anything else — another POST, a GET of a webhook path, a path that only
+    starts like one — the ordinary way; an empty MASTHEAD_LEAN_URLCONF turns it off."""
+    from masthead.core.lean import LeanDispatcher
+
+    dispatcher = LeanDispatcher(lambda environ, start_response: None)
+    for path in ("/support/webhooks/stripe/", "/anymail/postmark/tracking/"):
+        assert dispatcher._lean(path), path
+    for path in ("/support/", "/support/webhooks/", "/support/webhooks/stripe/x/",
+                 "/ru/support/webhooks/stripe/", "/anymail/postmark/"):
+        assert not dispatcher._lean(path), path
+    settings.MASTHEAD_LEAN_URLCONF = ""
+    assert not LeanDispatcher(lambda environ, start_response: None)._lean(
+        "/support/webhooks/stripe/")
