@@ -124,30 +124,25 @@ class QueuedCursor(base.SQLiteCursorWrapper):
     writers: WriterQueue | None = None
 
     def execute(self, query, params=None):
-        if self._queues(query):
-            self.writers.acquire()
-            try:
-                return super().execute(query, params)
-            finally:
-                self.writers.release()
-        return super().execute(query, params)
+        return self._in_turn(query, super().execute, params)
 
     def executemany(self, query, param_list):
-        if self._queues(query):
-            self.writers.acquire()
-            try:
-                return super().executemany(query, param_list)
-            finally:
-                self.writers.release()
-        return super().executemany(query, param_list)
+        return self._in_turn(query, super().executemany, param_list)
 
-    def _queues(self, query: str) -> bool:
-        return (
-            self.writers is not None
-            and not self.writers.held
-            and self.connection.in_transaction is False
-            and not query.lstrip()[:7].upper().startswith(_READS)
-        )
+    def _in_turn(self, query: str, run, params):
+        """``run(query, params)``, in the writer queue if it is a write of its own."""
+        if (
+            self.writers is None
+            or self.writers.held
+            or self.connection.in_transaction
+            or query.lstrip()[:7].upper().startswith(_READS)
+        ):
+            return run(query, params)
+        self.writers.acquire()
+        try:
+            return run(query, params)
+        finally:
+            self.writers.release()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
