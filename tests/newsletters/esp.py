@@ -627,3 +627,24 @@ class PerRecipientStatusESP(EmailBackend):
             else:
                 statuses[email] = AnymailRecipientStatus(f"id-{email}", "queued")
         return {"recipient_status": statuses}
+
+
+def amazon_ses_bounce(email, esp_id, event_id):
+    """A hard bounce as Amazon SES notifies it through SNS to anymail's tracking webhook:
+    (body, content type, request headers); the caller adds its authentication."""
+    ses = {"notificationType": "Bounce",
+           "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                      "bouncedRecipients": [{"emailAddress": email, "status": "5.1.1",
+                                             "diagnosticCode": "smtp; 550 5.1.1 unknown"}],
+                      "timestamp": "2026-11-20T09:00:00.000Z", "feedbackId": "feedback"},
+           "mail": {"timestamp": "2026-11-20T08:59:00.000Z", "messageId": esp_id,
+                    "source": "newsroom@example.org", "destination": [email]}}
+    sns_id = f"sns-{event_id}"
+    body = {"Type": "Notification", "MessageId": sns_id,
+            "TopicArn": "arn:aws:sns:us-east-1:111111111111:ses-bounces",
+            "Message": json.dumps(ses), "Timestamp": "2026-11-20T09:00:01.000Z",
+            "SignatureVersion": "1", "Signature": "EXAMPLE", "SigningCertURL": "https://x/",
+            "UnsubscribeURL": "https://x/"}
+    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification",
+               "HTTP_X_AMZ_SNS_MESSAGE_ID": sns_id}
+    return json.dumps(body).encode(), "text/plain; charset=UTF-8", headers

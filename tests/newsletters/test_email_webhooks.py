@@ -31,6 +31,7 @@ from masthead.newsletters.models import (
 from masthead.newsletters.tokens import make_unsubscribe_token
 
 from .conftest import add_subscribers, subscription_of
+from .esp import amazon_ses_bounce
 
 pytestmark = pytest.mark.django_db
 
@@ -114,25 +115,6 @@ def sparkpost_bounce(email, esp_id, event_id):
         "raw_reason": "550 5.1.1 <reader0@example.org>: Recipient address rejected",
         "reason": "550 5.1.1 ...: Recipient address rejected"}}}]
     return json.dumps(body).encode(), "application/json", {}
-
-
-def amazon_ses_bounce(email, esp_id, event_id):
-    ses = {"notificationType": "Bounce",
-           "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
-                      "bouncedRecipients": [{"emailAddress": email, "status": "5.1.1",
-                                             "diagnosticCode": "smtp; 550 5.1.1 unknown"}],
-                      "timestamp": "2026-11-20T09:00:00.000Z", "feedbackId": "feedback"},
-           "mail": {"timestamp": "2026-11-20T08:59:00.000Z", "messageId": esp_id,
-                    "source": "newsroom@example.org", "destination": [email]}}
-    sns_id = f"sns-{event_id}"
-    body = {"Type": "Notification", "MessageId": sns_id,
-            "TopicArn": "arn:aws:sns:us-east-1:111111111111:ses-bounces",
-            "Message": json.dumps(ses), "Timestamp": "2026-11-20T09:00:01.000Z",
-            "SignatureVersion": "1", "Signature": "EXAMPLE", "SigningCertURL": "https://x/",
-            "UnsubscribeURL": "https://x/"}
-    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification",
-               "HTTP_X_AMZ_SNS_MESSAGE_ID": sns_id}
-    return json.dumps(body).encode(), "text/plain; charset=UTF-8", headers
 
 
 def mailgun_signature(timestamp=None, key=MAILGUN_KEY):

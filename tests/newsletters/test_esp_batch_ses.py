@@ -152,27 +152,10 @@ def test_a_failed_call_is_retried_and_nobody_is_lost_or_sent_twice(
 
 
 def sns_bounce(client, address: str, esp_id: str, event_id: int):
-    """An SES bounce notification for ``address`` as SNS posts it to anymail's webhook."""
-    ses_event = {
-        "notificationType": "Bounce",
-        "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
-                   "bouncedRecipients": [{"emailAddress": address, "status": "5.1.1",
-                                          "action": "failed",
-                                          "diagnosticCode": "smtp; 550 5.1.1 unknown user"}],
-                   "timestamp": "2026-11-20T09:00:00.000Z", "feedbackId": f"fb-{event_id}"},
-        "mail": {"timestamp": "2026-11-20T08:59:00.000Z", "messageId": esp_id,
-                 "source": "newsroom@example.org", "destination": [address]}}
-    sns_id = f"sns-{event_id}"
-    body = {"Type": "Notification", "MessageId": sns_id,
-            "TopicArn": "arn:aws:sns:us-east-1:111111111111:ses-bounces",
-            "Message": json.dumps(ses_event), "Timestamp": "2026-11-20T09:00:01.000Z",
-            "SignatureVersion": "1", "Signature": "EXAMPLE",
-            "SigningCertURL": "https://sns.example/cert.pem",
-            "UnsubscribeURL": "https://sns.example/unsubscribe"}
+    """An SES bounce notification for ``address``, posted as SNS posts it to anymail."""
+    body, content_type, headers = esp.amazon_ses_bounce(address, esp_id, event_id)
     response = client.post(
-        "/anymail/amazon_ses/tracking/", json.dumps(body),
-        content_type="text/plain; charset=UTF-8",
-        HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification", HTTP_X_AMZ_SNS_MESSAGE_ID=sns_id,
+        "/anymail/amazon_ses/tracking/", body, content_type=content_type, **headers,
         HTTP_AUTHORIZATION="Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode())
     assert response.status_code == 200
     return ProviderEvent.objects.order_by("-pk").first()
